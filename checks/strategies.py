@@ -1,0 +1,106 @@
+"""Hypothesis strategies for the equivalence checks: random stride-1 'same' convolutions.
+
+`conv_cases()` draws channels, groups (incl. depthwise), kernel shapes (odd, even, rectangular),
+dilation, bias, padding mode, patch size and a patch grid (non-square, down to one row) that is
+just large enough for the kernel, so the border cases are where the draws concentrate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+from torch import nn
+
+from theory.neighbourhoods import kernel_reach, patch_neighbourhood
+
+__all__ = ["ConvCase", "conv_cases"]
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    """One drawn convolution with an image size that fits both pixel and patch tokens."""
+
+    in_per_group: int
+    out_per_group: int
+    groups: int
+    kernel_size: tuple[int, int]
+    dilation: tuple[int, int]
+    bias: bool
+    padding_mode: str
+    patch_size: int
+    grid: tuple[int, int]  # patch grid (h, w); the image is (h·P, w·P)
+    seed: int
+
+    @property
+    def in_channels(self) -> int:
+        return self.in_per_group * self.groups
+
+    @property
+    def out_channels(self) -> int:
+        return self.out_per_group * self.groups
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return (self.grid[0] * self.patch_size, self.grid[1] * self.patch_size)
+
+    def conv(self, dtype: torch.dtype = torch.float64, device: str = "cpu") -> nn.Conv2d:
+        """Return the convolution, weights drawn from N(0, 1) with this case's seed."""
+        conv = nn.Conv2d(
+            self.in_channels, self.out_channels, self.kernel_size, padding="same",
+            dilation=self.dilation, groups=self.groups, bias=self.bias,
+            padding_mode=self.padding_mode, dtype=torch.float64,
+        )  # fmt: skip
+        gen = torch.Generator().manual_seed(self.seed)
+        with torch.no_grad():
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen, dtype=torch.float64))
+            if conv.bias is not None:
+                conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen, dtype=torch.float64))
+        return conv.to(dtype=dtype, device=device)
+
+    def image(self, batch: int = 2, dtype: torch.dtype = torch.float64, device: str = "cpu") -> torch.Tensor:
+        """Return a random image batch (B, C, H, W) drawn with this case's seed."""
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        x = torch.randn(batch, self.in_channels, *self.image_size, generator=gen, dtype=torch.float64)
+        return x.to(dtype=dtype, device=device)
+
+
+def _min_grid(k: int, d: int, P: int, circular: bool) -> int:
+    """Return the smallest patch-grid side on which the layer can express the convolution."""
+    if circular:  # PyTorch's circular padding must not exceed the image side
+        pad = d * (k - 1) - d * (k - 1) // 2
+        return max(1, math.ceil(pad / P))
+    reach = int(np.abs(patch_neighbourhood((k, 1), P, (d, 1))[:, 0]).max())
+    return reach + 1
+
+
+@st.composite
+def conv_cases(draw: st.DrawFn, max_kernel: int = 5, max_patch: int = 4) -> ConvCase:
+    """Draw a `ConvCase`: up to 3 groups of up to 3 channels in and out, kernels up to `max_kernel`."""
+    groups = draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    circular = draw(st.booleans())
+    P = draw(st.integers(1, max_patch))
+    gh = _min_grid(kh, dh, P, circular) + draw(st.integers(0, 2))
+    gw = _min_grid(kw, dw, P, circular) + draw(st.integers(0, 2))
+    return ConvCase(
+        in_per_group=draw(st.integers(1, 3)),
+        out_per_group=draw(st.integers(1, 3)),
+        groups=groups,
+        kernel_size=(kh, kw),
+        dilation=(dh, dw),
+        bias=draw(st.booleans()),
+        padding_mode="circular" if circular else "zeros",
+        patch_size=P,
+        grid=(gh, gw),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+def reach_equals_patch(case: ConvCase) -> bool:
+    """Whether the kernel's reach equals the patch size on some axis (the 9-head edge)."""
+    return case.patch_size in kernel_reach(case.kernel_size, case.dilation) and case.patch_size > 1

@@ -1,0 +1,78 @@
+"""The convolutions the constructions accept (SPEC §1), read off a `torch.nn.Conv2d`.
+
+Stride 1, `padding='same'` (or the explicit amounts that equal it), zero or circular padding,
+any dilation, groups, bias, kernel shape. Everything else is rejected with an error that names
+the parameter, its value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["ConvSpec", "conv_spec"]
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A validated stride-1 'same' convolution: what the constructions need from a Conv2d."""
+
+    weight: torch.Tensor  # (D, C/groups, kh, kw)
+    bias: torch.Tensor | None  # (D,)
+    dilation: tuple[int, int]
+    groups: int
+    circular: bool
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight.shape[1] * self.groups
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return (self.weight.shape[2], self.weight.shape[3])
+
+    @property
+    def padding(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Return ((before, after) rows, (before, after) columns): PyTorch 'same' amounts."""
+        amounts = []
+        for k, d in zip(self.kernel_size, self.dilation):
+            total = d * (k - 1)
+            amounts.append((total // 2, total - total // 2))
+        return amounts[0], amounts[1]
+
+
+def conv_spec(conv: nn.Conv2d) -> ConvSpec:
+    """Return the `ConvSpec` of `conv`, or raise if the constructions do not cover it. SPEC §1."""
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"conv must be a torch.nn.Conv2d, got {type(conv).__name__}")
+    if tuple(conv.stride) != (1, 1):
+        raise ValueError(f"conv.stride={tuple(conv.stride)}: only stride 1 is supported")
+    if conv.padding_mode not in ("zeros", "circular"):
+        raise ValueError(
+            f"conv.padding_mode={conv.padding_mode!r}: only 'zeros' and 'circular' are supported"
+        )
+    if not conv.weight.dtype.is_floating_point:
+        raise TypeError(f"conv.weight has dtype {conv.weight.dtype}; a floating dtype is needed")
+    spec = ConvSpec(
+        weight=conv.weight.detach(),
+        bias=None if conv.bias is None else conv.bias.detach(),
+        dilation=tuple(conv.dilation),
+        groups=conv.groups,
+        circular=conv.padding_mode == "circular",
+    )
+    if conv.padding != "same":
+        same = tuple(before for before, _ in spec.padding)
+        symmetric = all(before == after for before, after in spec.padding)
+        explicit = (0, 0) if conv.padding == "valid" else tuple(conv.padding)
+        if not (symmetric and explicit == same):
+            raise ValueError(
+                f"conv.padding={conv.padding!r}: only padding='same' is supported"
+                + (f" (or its explicit equal {same})" if symmetric else "")
+            )
+    return spec

@@ -1,0 +1,253 @@
+"""The multi-head self-attention layer of SPEC §1, with a relative-position bias on a token grid.
+
+Dimension letters: B batch, T tokens (a gh×gw grid, row-major), S keys (T, plus 1 with the sink),
+N heads, E input width, F output width, Dk query/key width, Dh value width (the head dim).
+
+For head h (Vaswani et al. 2017; relative bias as in Shaw et al. 2018 / Cordonnier et al. 2020):
+
+    Q = X W_Q^h + b_Q^h,  K = X W_K^h + b_K^h,  V = X W_V^h + b_V^h
+    A^h = softmax_keys(Q Kᵀ/√Dk + B^h[key − query])
+    out = Σ_h A^h V^h W_O^h + b_O
+
+`B^h` is a table over the (2gh−1)×(2gw−1) offsets **key − query** (timm and Swin index
+query − key); entries may be −∞. With `sink_bias` set, one extra key of zero content (so K = b_K,
+V = b_V) is appended for every query, with the finite logit `Q·b_K/√Dk + sink_bias[h]`: a row
+whose other keys are all −∞ then still has a finite entry, so no softmax implementation can
+return NaN (SPEC §2, Borders).
+
+`attention="sdpa"` evaluates all heads in one `F.scaled_dot_product_attention` call;
+`attention="reference"` writes the softmax out (`attention_reference`), the oracle for the fused
+call and the path that `attention_weights` uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from theory._validate import positive_pair
+
+__all__ = ["RelPosMHSA", "attention_reference", "relative_index"]
+
+ATTENTION_PATHS = ("sdpa", "reference")
+
+
+def relative_index(grid_size: tuple[int, int], device: torch.device | None = None) -> torch.Tensor:
+    """Return (T, T) indices into a flattened (2gh−1)×(2gw−1) table of key − query offsets.
+
+    Entry [query, key] is `(ky − qy + gh − 1)·(2gw − 1) + (kx − qx + gw − 1)`.
+    """
+    gh, gw = grid_size
+    y = torch.arange(gh, device=device).repeat_interleave(gw)  # (T,)
+    x = torch.arange(gw, device=device).repeat(gh)  # (T,)
+    dy = y[None, :] - y[:, None] + gh - 1  # (T, T) key − query
+    dx = x[None, :] - x[:, None] + gw - 1
+    return dy * (2 * gw - 1) + dx
+
+
+def attention_reference(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """Return softmax(q kᵀ/√Dk + bias) v, written out: (B, N, T, Dk), (B, N, S, ·), bias (N, T, S)."""
+    logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias  # (B, N, T, S)
+    return torch.softmax(logits, dim=-1) @ v
+
+
+class RelPosMHSA(nn.Module):
+    """Multi-head self-attention with a relative-position bias table and an optional sink key.
+
+    Implements the layer of SPEC §1 on a `grid_size = (gh, gw)` token grid, tokens `(B, T, E)` to
+    `(B, T, F)`. Build one from explicit weights (the constructions do) or with `initialised`.
+    """
+
+    def __init__(
+        self,
+        grid_size: int | tuple[int, int],
+        *,
+        w_q: torch.Tensor,  # (N, E, Dk)
+        b_q: torch.Tensor,  # (N, Dk)
+        w_k: torch.Tensor,  # (N, E, Dk)
+        b_k: torch.Tensor,  # (N, Dk)
+        w_v: torch.Tensor,  # (N, E, Dh)
+        b_v: torch.Tensor,  # (N, Dh)
+        w_o: torch.Tensor,  # (N, Dh, F)
+        b_o: torch.Tensor,  # (F,)
+        rel_bias: torch.Tensor,  # (N, 2gh−1, 2gw−1), key − query
+        sink_bias: torch.Tensor | None = None,  # (N,)
+        attention: str = "sdpa",
+    ) -> None:
+        super().__init__()
+        self.grid_size = positive_pair(grid_size, "grid_size")
+        gh, gw = self.grid_size
+        N, E, Dk = w_q.shape
+        Dh, F_out = w_v.shape[2], w_o.shape[2]
+        expected = {
+            "w_q": (N, E, Dk), "b_q": (N, Dk), "w_k": (N, E, Dk), "b_k": (N, Dk),
+            "w_v": (N, E, Dh), "b_v": (N, Dh), "w_o": (N, Dh, F_out), "b_o": (F_out,),
+            "rel_bias": (N, 2 * gh - 1, 2 * gw - 1),
+        }  # fmt: skip
+        given = dict(w_q=w_q, b_q=b_q, w_k=w_k, b_k=b_k, w_v=w_v, b_v=b_v, w_o=w_o, b_o=b_o,
+                     rel_bias=rel_bias)  # fmt: skip
+        if sink_bias is not None:
+            expected["sink_bias"], given["sink_bias"] = (N,), sink_bias
+        for name, tensor in given.items():
+            if not isinstance(tensor, torch.Tensor) or not tensor.dtype.is_floating_point:
+                raise TypeError(f"{name} must be a floating-point tensor, got {tensor!r:.60}")
+            if tuple(tensor.shape) != expected[name]:
+                raise ValueError(
+                    f"{name} has shape {tuple(tensor.shape)}, expected {expected[name]} "
+                    f"(N={N} heads, E={E}, Dk={Dk}, Dh={Dh}, F={F_out}, grid {gh}×{gw})"
+                )
+            self.register_parameter(name, nn.Parameter(tensor))
+        if sink_bias is None:
+            self.register_parameter("sink_bias", None)
+        self.attention = attention
+        self.register_buffer("rel_index", relative_index(self.grid_size, w_q.device), persistent=False)
+        self._bias_cache: tuple[tuple, torch.Tensor] | None = None
+
+    @classmethod
+    def initialised(
+        cls,
+        grid_size: int | tuple[int, int],
+        in_dim: int,
+        out_dim: int,
+        num_heads: int,
+        head_dim: int,
+        *,
+        sink: bool = False,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> RelPosMHSA:
+        """Return a layer with random projections (uniform ±1/√fan_in) and a zero bias table."""
+        gh, gw = positive_pair(grid_size, "grid_size")
+
+        def uniform(*shape: int, fan_in: int) -> torch.Tensor:
+            u = torch.rand(shape, generator=generator, dtype=dtype)
+            return ((2 * u - 1) / math.sqrt(fan_in)).to(device)
+
+        zeros = dict(dtype=dtype, device=device)
+        return cls(
+            (gh, gw),
+            w_q=uniform(num_heads, in_dim, head_dim, fan_in=in_dim),
+            b_q=torch.zeros(num_heads, head_dim, **zeros),
+            w_k=uniform(num_heads, in_dim, head_dim, fan_in=in_dim),
+            b_k=torch.zeros(num_heads, head_dim, **zeros),
+            w_v=uniform(num_heads, in_dim, head_dim, fan_in=in_dim),
+            b_v=torch.zeros(num_heads, head_dim, **zeros),
+            w_o=uniform(num_heads, head_dim, out_dim, fan_in=num_heads * head_dim),
+            b_o=torch.zeros(out_dim, **zeros),
+            rel_bias=torch.zeros(num_heads, 2 * gh - 1, 2 * gw - 1, **zeros),
+            sink_bias=torch.zeros(num_heads, **zeros) if sink else None,
+        )
+
+    # -- shapes ------------------------------------------------------------------------------
+    @property
+    def num_heads(self) -> int:
+        return self.w_q.shape[0]
+
+    @property
+    def head_dim(self) -> int:
+        return self.w_v.shape[2]
+
+    @property
+    def in_dim(self) -> int:
+        return self.w_q.shape[1]
+
+    @property
+    def out_dim(self) -> int:
+        return self.w_o.shape[2]
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid_size[0] * self.grid_size[1]
+
+    @property
+    def attention(self) -> str:
+        return self._attention
+
+    @attention.setter
+    def attention(self, value: str) -> None:
+        if value not in ATTENTION_PATHS:
+            raise ValueError(f"attention={value!r}: expected one of {ATTENTION_PATHS}")
+        self._attention = value
+
+    def extra_repr(self) -> str:
+        return (
+            f"grid_size={self.grid_size}, in_dim={self.in_dim}, out_dim={self.out_dim}, "
+            f"num_heads={self.num_heads}, head_dim={self.head_dim}, "
+            f"sink={self.sink_bias is not None}, attention={self.attention!r}"
+        )
+
+    # -- the layer ---------------------------------------------------------------------------
+    def relative_bias(self) -> torch.Tensor:
+        """Return the dense bias (N, T, S): `B^h[key − query]`, then the sink column if any.
+
+        Cached while no gradient is needed and the table is unchanged (keyed on its version), so
+        inference does not rebuild N·T² entries per call. The key axis is allocated in multiples
+        of 16 and sliced, which keeps the fused attention kernels on their aligned path.
+        """
+        tables = [self.rel_bias] + ([] if self.sink_bias is None else [self.sink_bias])
+        cacheable = not (torch.is_grad_enabled() and any(t.requires_grad for t in tables))
+        key = tuple((id(t), t._version, t.dtype, t.device) for t in tables)
+        if cacheable and self._bias_cache is not None and self._bias_cache[0] == key:
+            return self._bias_cache[1]
+        N, T = self.num_heads, self.num_tokens
+        dense = self.rel_bias.reshape(N, -1)[:, self.rel_index]  # (N, T, T)
+        if self.sink_bias is not None:
+            dense = torch.cat([dense, self.sink_bias[:, None, None].expand(N, T, 1)], dim=-1)
+        S = dense.shape[-1]
+        bias = F.pad(dense, (0, -S % 16))[..., :S]  # (N, T, S), 16-aligned row stride
+        if cacheable:
+            self._bias_cache = (key, bias)
+        return bias
+
+    def _check_tokens(self, x: object) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor of tokens, got {type(x).__name__}")
+        expected = f"(B, {self.num_tokens}, {self.in_dim})"
+        if x.ndim != 3 or x.shape[1:] != (self.num_tokens, self.in_dim):
+            raise ValueError(f"x has shape {tuple(x.shape)}; this layer takes tokens {expected}")
+        if x.dtype != self.w_q.dtype:
+            raise TypeError(
+                f"x has dtype {x.dtype} but the layer's weights are {self.w_q.dtype}; "
+                "convert one of them (e.g. layer.to(x.dtype))"
+            )
+        if x.device != self.w_q.device:
+            raise ValueError(f"x is on {x.device} but the layer is on {self.w_q.device}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(
+                "x has non-finite entries: attention multiplies every key's value by its weight, "
+                "so one inf or NaN (0·inf = NaN) would spread to tokens a convolution leaves alone"
+            )
+        return x
+
+    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return q (B, N, T, Dk), k (B, N, S, Dk), v (B, N, S, Dh), the sink appended if any."""
+        q = torch.einsum("bte,hed->bhtd", x, self.w_q) + self.b_q[:, None]
+        k = torch.einsum("bte,hed->bhtd", x, self.w_k) + self.b_k[:, None]
+        v = torch.einsum("bte,hed->bhtd", x, self.w_v) + self.b_v[:, None]
+        if self.sink_bias is not None:  # zero-content key: K = b_K, V = b_V
+            B = x.shape[0]
+            k = torch.cat([k, self.b_k[None, :, None].expand(B, -1, 1, -1)], dim=2)
+            v = torch.cat([v, self.b_v[None, :, None].expand(B, -1, 1, -1)], dim=2)
+        return q, k, v
+
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the attention weights A (B, N, T, S) of tokens `x`, the sink in the last column."""
+        q, k, _ = self._qkv(self._check_tokens(x))
+        logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + self.relative_bias()
+        return torch.softmax(logits, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return Σ_h A^h V^h W_O^h + b_O for tokens `x` (B, T, E): (B, T, F). SPEC §1."""
+        q, k, v = self._qkv(self._check_tokens(x))
+        bias = self.relative_bias().to(q.dtype)
+        if self.attention == "sdpa":
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, N, T, Dh)
+        else:
+            o = attention_reference(q, k, v, bias)
+        return torch.einsum("bhtd,hdf->btf", o, self.w_o) + self.b_o
