@@ -61,10 +61,14 @@ class ConvCase:
                 conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen, dtype=torch.float64))
         return conv.to(dtype=dtype, device=device)
 
-    def image(self, batch: int = 2, dtype: torch.dtype = torch.float64, device: str = "cpu") -> torch.Tensor:
+    def image(
+        self, batch: int = 2, dtype: torch.dtype = torch.float64, device: str = "cpu"
+    ) -> torch.Tensor:
         """Return a random image batch (B, C, H, W) drawn with this case's seed."""
         gen = torch.Generator().manual_seed(self.seed + 1)
-        x = torch.randn(batch, self.in_channels, *self.image_size, generator=gen, dtype=torch.float64)
+        x = torch.randn(
+            batch, self.in_channels, *self.image_size, generator=gen, dtype=torch.float64
+        )
         return x.to(dtype=dtype, device=device)
 
 
@@ -79,7 +83,7 @@ def _min_grid(k: int, d: int, P: int, circular: bool) -> int:
 
 @st.composite
 def conv_cases(draw: st.DrawFn, max_kernel: int = 5, max_patch: int = 4) -> ConvCase:
-    """Draw a `ConvCase`: up to 3 groups of up to 3 channels in and out, kernels up to `max_kernel`."""
+    """Draw a `ConvCase`: up to 3 groups of up to 3 channels each way, kernels ≤ `max_kernel`."""
     groups = draw(st.integers(1, 3))
     kh, kw = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))

@@ -35,10 +35,13 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return diff / scale if scale > 0 else diff
 
 
-def assert_matches(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype,
-                   what: str = "output") -> float:
-    """Assert `actual` equals `expected` within TOLERANCE[dtype] of the output scale; return the error."""
-    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+def assert_matches(
+    actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str = "output"
+) -> float:
+    """Assert `actual` equals `expected` within TOLERANCE[dtype] of the scale; return the error."""
+    assert actual.shape == expected.shape, (
+        f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    )
     bad = ~torch.isfinite(actual)
     assert not bad.any(), f"{what}: {int(bad.sum())} non-finite entries of {actual.numel()}"
     tol = TOLERANCE[dtype]

@@ -2,7 +2,12 @@
 
 from constructions.from_conv import patch_mhsa_from_conv, pixel_mhsa_from_conv
 from constructions.mhsa import RelPosMHSA
-from constructions.tokens import image_to_patches, image_to_pixels, patches_to_image, pixels_to_image
+from constructions.tokens import (
+    image_to_patches,
+    image_to_pixels,
+    patches_to_image,
+    pixels_to_image,
+)
 
 __all__ = [
     "RelPosMHSA",

@@ -46,7 +46,9 @@ def dense_taps(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
     D, Cg, kh, kw = weight.shape
     if D % groups:
         raise ValueError(f"groups={groups} does not divide the {D} output channels")
-    w = weight.reshape(groups, D // groups, Cg, kh, kw).permute(3, 4, 0, 2, 1)  # (kh, kw, g, C/g, D/g)
+    w = weight.reshape(groups, D // groups, Cg, kh, kw).permute(
+        3, 4, 0, 2, 1
+    )  # (kh, kw, g, C/g, D/g)
     eye = torch.eye(groups, dtype=weight.dtype, device=weight.device)
     taps = w.unsqueeze(4) * eye[:, None, :, None]  # (kh, kw, g, C/g, g, D/g)
     return taps.reshape(kh, kw, groups * Cg, D)
@@ -68,7 +70,9 @@ def _axis_entries(k: int, dilation: int, patch: int, neighbours: np.ndarray) -> 
     position = b + axis_offsets(k, dilation)[None, :]  # (P, k): input pixel b + δ
     n = np.searchsorted(neighbours, position // patch)
     tap = np.broadcast_to(np.arange(k), position.shape)
-    return np.stack([n, position % patch, np.broadcast_to(b, position.shape), tap], -1).reshape(-1, 4)
+    return np.stack([n, position % patch, np.broadcast_to(b, position.shape), tap], -1).reshape(
+        -1, 4
+    )
 
 
 def patch_blocks(

@@ -41,7 +41,7 @@ class ConvSpec:
     def padding(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """Return ((before, after) rows, (before, after) columns): PyTorch 'same' amounts."""
         amounts = []
-        for k, d in zip(self.kernel_size, self.dilation):
+        for k, d in zip(self.kernel_size, self.dilation, strict=True):
             total = d * (k - 1)
             amounts.append((total // 2, total - total // 2))
         return amounts[0], amounts[1]

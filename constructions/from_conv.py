@@ -15,6 +15,8 @@ sink at −β/2, halfway, so it still wins exactly where the target key is missi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -42,15 +44,17 @@ def _check_beta(beta: float | None) -> float | None:
     return float(beta)
 
 
-def _check_grid(spec: ConvSpec, offsets: np.ndarray, grid: tuple[int, int], image: tuple[int, int],
-                tokens: str) -> None:
+def _check_grid(
+    spec: ConvSpec, offsets: np.ndarray, grid: tuple[int, int], image: tuple[int, int], tokens: str
+) -> None:
     """Reject grids on which the layer cannot express the convolution. SPEC §2 (Borders)."""
     if spec.circular:
-        for (before, after), size, axis in zip(spec.padding, image, ("height", "width")):
+        sides = zip(spec.padding, image, ("height", "width"), strict=True)
+        for (before, after), size, axis in sides:
             if max(before, after) > size:
                 raise ValueError(
                     f"image_size={image}: circular padding of {max(before, after)} exceeds the "
-                    f"image {axis} {size}; PyTorch's circular 'same' convolution needs padding ≤ size"
+                    f"image {axis} {size}; circular 'same' convolution needs padding ≤ size"
                 )
         return
     reach = np.abs(offsets).max(axis=0)
@@ -63,8 +67,13 @@ def _check_grid(spec: ConvSpec, offsets: np.ndarray, grid: tuple[int, int], imag
         )
 
 
-def _head_tables(head_offsets: torch.Tensor, grid: tuple[int, int], circular: bool,
-                 beta: float | None, dtype: torch.dtype) -> torch.Tensor:
+def _head_tables(
+    head_offsets: torch.Tensor,
+    grid: tuple[int, int],
+    circular: bool,
+    beta: float | None,
+    dtype: torch.dtype,
+) -> torch.Tensor:
     """Return the bias tables (N, 2gh−1, 2gw−1): 0 where key − query hits the head's offset."""
     hits = []
     for axis, g in enumerate(grid):
@@ -78,45 +87,48 @@ def _head_tables(head_offsets: torch.Tensor, grid: tuple[int, int], circular: bo
 
 
 def _one_head_per_offset(blocks: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (W_V (n, E, Dh), W_O (n, Dh, F)) with W_V W_O = M exactly: identity on the narrower side."""
+    """Return (W_V (n, E, Dh), W_O (n, Dh, F)), W_V W_O = M exactly: identity on the narrow side."""
     n, E, F_out = blocks.shape
     eye = lambda rows, cols: torch.eye(rows, cols, dtype=blocks.dtype, device=blocks.device)  # noqa: E731
-    if E <= F_out:
+    if F_out >= E:
         w_o = blocks if head_dim == E else F.pad(blocks, (0, 0, 0, head_dim - E))
         return eye(E, head_dim).repeat(n, 1, 1), w_o
     w_v = blocks if head_dim == F_out else F.pad(blocks, (0, head_dim - F_out))
     return w_v, eye(head_dim, F_out).repeat(n, 1, 1)
 
 
-def _heads_from_svd(blocks: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _heads_from_svd(
+    blocks: torch.Tensor, head_dim: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return (offset index per head, W_V, W_O): ⌈rank(M_Δ)/Dh⌉ heads for each offset Δ.
 
     SPEC T1/T2 with a head-dim budget: M_Δ = U Σ Vᵀ truncated at its numerical rank (float64;
     singular values below max(E, F)·ε·σ_max are dropped), split into chunks of Dh components.
     """
-    U, S, Vh = torch.linalg.svd(blocks.double(), full_matrices=False)  # (n, E, r), (n, r), (n, r, F)
-    tol = max(blocks.shape[1:]) * torch.finfo(torch.float64).eps * S.max().clamp_min(1e-300)
-    ranks = (S > tol).sum(dim=1)  # (n,)
+    U, S, Vh = torch.linalg.svd(blocks, full_matrices=False)  # (n, E, r), (n, r), (n, r, F)
+    tol = max(blocks.shape[1:]) * torch.finfo(blocks.dtype).eps * S.max().clamp_min(1e-300)
+    ranks = (tol < S).sum(dim=1)  # (n,)
     per_offset = (ranks + head_dim - 1) // head_dim
-    owner = torch.repeat_interleave(torch.arange(len(blocks), device=blocks.device), per_offset)
+    arange = partial(torch.arange, device=blocks.device)
+    owner = torch.repeat_interleave(arange(len(blocks)), per_offset)  # (Nh,)
     if len(owner) == 0:  # a zero kernel: one idle head keeps the layer well formed
-        return torch.zeros(1, dtype=torch.long), blocks.new_zeros(1, blocks.shape[1], head_dim), \
-            blocks.new_zeros(1, head_dim, blocks.shape[2])
+        E, F_out = blocks.shape[1:]
+        return arange(1), blocks.new_zeros(1, E, head_dim), blocks.new_zeros(1, head_dim, F_out)
     first = torch.cumsum(per_offset, 0)[owner] - per_offset[owner]  # first head of each owner
-    comp = (torch.arange(len(owner), device=blocks.device) - first)[:, None] * head_dim \
-        + torch.arange(head_dim, device=blocks.device)  # (Nh, Dh) singular-vector indices
+    comp = (arange(len(owner)) - first)[:, None] * head_dim + arange(head_dim)  # (Nh, Dh)
     keep = comp < ranks[owner][:, None]
     comp = comp.clamp_max(S.shape[1] - 1)
     US = U * S[:, None, :]
     w_v = US[owner[:, None], :, comp].transpose(1, 2) * keep[:, None, :]  # (Nh, E, Dh)
     w_o = Vh[owner[:, None], comp, :] * keep[:, :, None]  # (Nh, Dh, F)
-    return owner, w_v.to(blocks.dtype), w_o.to(blocks.dtype)
+    return owner, w_v, w_o
 
 
 def _layer_from_blocks(
     spec: ConvSpec,
     offsets: np.ndarray,
-    make_blocks,
+    make_blocks: Callable[[torch.dtype], torch.Tensor],
+    widths: tuple[int, int],
     out_bias: torch.Tensor | None,
     grid: tuple[int, int],
     *,
@@ -130,12 +142,11 @@ def _layer_from_blocks(
     device = spec.weight.device
     beta = _check_beta(beta)
     offsets_t = torch.as_tensor(offsets, device=device)
-    blocks = make_blocks(dtype)
-    n, E, F_out = blocks.shape
+    E, F_out = widths
     if head_dim is None or head_dim >= min(E, F_out):
         Dh = min(E, F_out) if head_dim is None else head_dim
         head_offsets = offsets_t
-        w_v, w_o = _one_head_per_offset(blocks, Dh)
+        w_v, w_o = _one_head_per_offset(make_blocks(dtype), Dh)
     else:
         Dh = head_dim
         owner, w_v, w_o = _heads_from_svd(make_blocks(torch.float64), Dh)
@@ -144,7 +155,9 @@ def _layer_from_blocks(
     rel_bias = _head_tables(head_offsets, grid, spec.circular, beta, dtype)
     sink = None
     if not spec.circular:
-        sink = torch.full((N,), SINK_LOGIT if beta is None else -beta / 2, dtype=dtype, device=device)
+        sink = torch.full(
+            (N,), SINK_LOGIT if beta is None else -beta / 2, dtype=dtype, device=device
+        )
     zeros = lambda *shape: lazy_zeros(shape, dtype, device)  # noqa: E731
     return RelPosMHSA(
         grid,
@@ -184,8 +197,19 @@ def pixel_mhsa_from_conv(
     def make_blocks(dtype: torch.dtype) -> torch.Tensor:
         return pixel_blocks(spec.weight.to(dtype), spec.groups, spec.dilation)[1]
 
-    return _layer_from_blocks(spec, offsets, make_blocks, spec.bias, image, head_dim=head_dim,
-                              beta=beta, attention=attention, dtype=dtype)
+    widths = (spec.in_channels, spec.out_channels)
+    return _layer_from_blocks(
+        spec,
+        offsets,
+        make_blocks,
+        widths,
+        spec.bias,
+        image,
+        head_dim=head_dim,
+        beta=beta,
+        attention=attention,
+        dtype=dtype,
+    )
 
 
 def patch_mhsa_from_conv(
@@ -225,5 +249,16 @@ def patch_mhsa_from_conv(
         return patch_blocks(spec.weight.to(dtype), P, spec.groups, spec.dilation)[1]
 
     bias = None if spec.bias is None else spec.bias.repeat(P * P)  # (p1, p2, D) order
-    return _layer_from_blocks(spec, offsets, make_blocks, bias, grid, head_dim=head_dim,
-                              beta=beta, attention=attention, dtype=dtype)
+    widths = (P * P * spec.in_channels, P * P * spec.out_channels)
+    return _layer_from_blocks(
+        spec,
+        offsets,
+        make_blocks,
+        widths,
+        bias,
+        grid,
+        head_dim=head_dim,
+        beta=beta,
+        attention=attention,
+        dtype=dtype,
+    )

@@ -51,7 +51,10 @@ def relative_index(grid_size: tuple[int, int], device: torch.device | None = Non
 def attention_reference(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
 ) -> torch.Tensor:
-    """Return softmax(q kᵀ/√Dk + bias) v, written out: (B, N, T, Dk), (B, N, S, ·), bias (N, T, S)."""
+    """Return softmax(q kᵀ/√Dk + bias) v, the softmax written out (the oracle for SDPA).
+
+    Shapes: q (B, N, T, Dk), k and v (B, N, S, ·), bias (N, T, S).
+    """
     logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias  # (B, N, T, S)
     return torch.softmax(logits, dim=-1) @ v
 
@@ -105,7 +108,9 @@ class RelPosMHSA(nn.Module):
         if sink_bias is None:
             self.register_parameter("sink_bias", None)
         self.attention = attention
-        self.register_buffer("rel_index", relative_index(self.grid_size, w_q.device), persistent=False)
+        self.register_buffer(
+            "rel_index", relative_index(self.grid_size, w_q.device), persistent=False
+        )
         self._bias_cache: tuple[tuple, torch.Tensor] | None = None
 
     @classmethod
@@ -237,7 +242,7 @@ class RelPosMHSA(nn.Module):
         return q, k, v
 
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the attention weights A (B, N, T, S) of tokens `x`, the sink in the last column."""
+        """Return the attention weights A (B, N, T, S) of tokens `x`; the sink is column S − 1."""
         q, k, _ = self._qkv(self._check_tokens(x))
         logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + self.relative_bias()
         return torch.softmax(logits, dim=-1)

@@ -43,9 +43,7 @@ def pixels_to_image(t: torch.Tensor, image_size: int | tuple[int, int]) -> torch
     t = _check_tensor(t, "t", 3, "(B, H·W, C)")
     H, W = positive_pair(image_size, "image_size")
     if t.shape[1] != H * W:
-        raise ValueError(
-            f"t has {t.shape[1]} tokens but image_size={(H, W)} needs H·W = {H * W}"
-        )
+        raise ValueError(f"t has {t.shape[1]} tokens but image_size={(H, W)} needs H·W = {H * W}")
     return rearrange(t, "b (h w) c -> b c h w", h=H, w=W)
 
 

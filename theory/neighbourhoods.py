@@ -7,8 +7,8 @@ per-axis sets, returned as an `(n, 2)` integer array in row-major order.
 
 >>> kernel_support(3).tolist()
 [[-1, -1], [-1, 0], [-1, 1], [0, -1], [0, 0], [0, 1], [1, -1], [1, 0], [1, 1]]
->>> len(patch_neighbourhood(5, 16)), len(patch_neighbourhood(33, 16)), len(patch_neighbourhood(35, 16))
-(9, 9, 25)
+>>> [len(patch_neighbourhood(k, 16)) for k in (5, 33, 35)]
+[9, 9, 25]
 """
 
 from __future__ import annotations
@@ -47,12 +47,17 @@ def _grid(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1).reshape(-1, 2)
 
 
-def kernel_support(kernel_size: int | tuple[int, int], dilation: int | tuple[int, int] = 1) -> np.ndarray:
+def kernel_support(
+    kernel_size: int | tuple[int, int], dilation: int | tuple[int, int] = 1
+) -> np.ndarray:
     """Return the support S of a dense kernel: its offsets δ (key − query), shape (kh·kw, 2).
 
     SPEC §1 (offsets). Row `i·kw + j` is the offset of tap `(i, j)` of `weight[:, :, i, j]`.
     """
-    (kh, kw), (dh, dw) = positive_pair(kernel_size, "kernel_size"), positive_pair(dilation, "dilation")
+    (kh, kw), (dh, dw) = (
+        positive_pair(kernel_size, "kernel_size"),
+        positive_pair(dilation, "dilation"),
+    )
     return _grid(axis_offsets(kh, dh), axis_offsets(kw, dw))
 
 
@@ -67,7 +72,10 @@ def patch_neighbourhood(
     m = ⌈r/P⌉; with a dilation larger than P the set has gaps (e.g. k = 3, d = 5, P = 2 gives
     {−3, −2, 0, 2, 3} per axis), which is why it is computed from the definition.
     """
-    (kh, kw), (dh, dw) = positive_pair(kernel_size, "kernel_size"), positive_pair(dilation, "dilation")
+    (kh, kw), (dh, dw) = (
+        positive_pair(kernel_size, "kernel_size"),
+        positive_pair(dilation, "dilation"),
+    )
     patch = positive_int(patch_size, "patch_size")
     return _grid(axis_patch_offsets(kh, patch, dh), axis_patch_offsets(kw, patch, dw))
 
@@ -83,7 +91,9 @@ def neighbourhood_size(
     return len(patch_neighbourhood(kernel_size, patch_size, dilation))
 
 
-def kernel_reach(kernel_size: int | tuple[int, int], dilation: int | tuple[int, int] = 1) -> tuple[int, int]:
+def kernel_reach(
+    kernel_size: int | tuple[int, int], dilation: int | tuple[int, int] = 1
+) -> tuple[int, int]:
     """Return the reach r = max |δ| per axis (for odd k: d·(k−1)/2)."""
     support = kernel_support(kernel_size, dilation)
     reach = np.abs(support).max(axis=0)

@@ -1,0 +1,1 @@
+"""Benchmarks that print a table and save JSON under benchmarks/results/ (not timed tests)."""

@@ -1,0 +1,29 @@
+"""The convolution strategy reaches the corner cases the equivalence checks are about."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import find, settings
+
+from checks.strategies import ConvCase, conv_cases, reach_equals_patch
+
+CORNERS = {
+    "one-row-grid": lambda c: c.grid[0] == 1,
+    "non-square-grid": lambda c: c.grid[0] != c.grid[1],
+    "smallest-zero-padded-grid":
+        lambda c: c.padding_mode == "zeros" and c.grid[0] == 2 and c.kernel_size[0] >= 3,
+    "reach-equals-patch": reach_equals_patch,
+    "even-kernel": lambda c: c.kernel_size[0] % 2 == 0 and c.kernel_size[1] % 2 == 0,
+    "rectangular-kernel": lambda c: c.kernel_size[0] != c.kernel_size[1],
+    "depthwise": lambda c: c.groups > 1 and c.in_per_group == 1 and c.out_per_group == 1,
+    "dilated-grouped-circular":
+        lambda c: c.groups > 1 and max(c.dilation) > 1 and c.padding_mode == "circular",
+    "pixel-patch": lambda c: c.patch_size == 1,
+    "no-bias": lambda c: not c.bias,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("predicate", CORNERS.values(), ids=CORNERS.keys())
+def test_conv_strategy_reaches_the_corner_case(predicate) -> None:
+    found = find(conv_cases(), predicate, settings=settings(max_examples=5000, database=None))
+    assert isinstance(found, ConvCase) and predicate(found)
