@@ -66,7 +66,7 @@ def measure(
     t = image_to_pixels(x) if tokens == "pixel" else image_to_patches(x, P)
     with torch.no_grad():
         q, k_, v = layer._qkv(t)
-        bias = layer.relative_bias()
+        bias = layer.relative_bias()[None]  # 4-d, as the layer passes it
         o = F.scaled_dot_product_attention(q, k_, v, attn_mask=bias)
 
         def floor() -> torch.Tensor:

@@ -108,9 +108,7 @@ class RelPosMHSA(nn.Module):
         if sink_bias is None:
             self.register_parameter("sink_bias", None)
         self.attention = attention
-        self.register_buffer(
-            "rel_index", relative_index(self.grid_size, w_q.device), persistent=False
-        )
+        self.register_buffer("_dense_index", self._gather_index(w_q.device), persistent=False)
         self._bias_cache: tuple[tuple, torch.Tensor] | None = None
 
     @classmethod
@@ -188,12 +186,29 @@ class RelPosMHSA(nn.Module):
         )
 
     # -- the layer ---------------------------------------------------------------------------
+    @property
+    def num_keys(self) -> int:
+        return self.num_tokens + (self.sink_bias is not None)
+
+    def _gather_index(self, device: torch.device) -> torch.Tensor:
+        """Return (T, S′) int32 indices into [table (L entries), sink?, 0] giving the dense bias.
+
+        S′ rounds the S keys up to a multiple of 16: the padding columns read the trailing 0 and
+        are sliced off, so each bias row starts 16-aligned (the fused kernels' fast path).
+        """
+        T, S = self.num_tokens, self.num_keys
+        L = self.rel_bias[0].numel()
+        index = torch.full((T, S + (-S % 16)), L + S - T, dtype=torch.int32)
+        index[:, :T] = relative_index(self.grid_size)
+        if S > T:
+            index[:, T] = L  # the sink's entry
+        return index.to(device)
+
     def relative_bias(self) -> torch.Tensor:
         """Return the dense bias (N, T, S): `B^h[key − query]`, then the sink column if any.
 
-        Cached while no gradient is needed and the table is unchanged (keyed on its version), so
-        inference does not rebuild N·T² entries per call. The key axis is allocated in multiples
-        of 16 and sliced, which keeps the fused attention kernels on their aligned path.
+        One differentiable gather from the table. Cached while no gradient is needed and the
+        table is unchanged (keyed on its version), so inference does not rebuild N·T² entries.
         """
         tables = [self.rel_bias] + ([] if self.sink_bias is None else [self.sink_bias])
         cacheable = not (torch.is_grad_enabled() and any(t.requires_grad for t in tables))
@@ -201,11 +216,9 @@ class RelPosMHSA(nn.Module):
         if cacheable and self._bias_cache is not None and self._bias_cache[0] == key:
             return self._bias_cache[1]
         N, T = self.num_heads, self.num_tokens
-        dense = self.rel_bias.reshape(N, -1)[:, self.rel_index]  # (N, T, T)
-        if self.sink_bias is not None:
-            dense = torch.cat([dense, self.sink_bias[:, None, None].expand(N, T, 1)], dim=-1)
-        S = dense.shape[-1]
-        bias = F.pad(dense, (0, -S % 16))[..., :S]  # (N, T, S), 16-aligned row stride
+        entries = [t.reshape(N, -1) for t in tables] + [self.rel_bias.new_zeros(N, 1)]
+        flat = torch.cat(entries, dim=1).index_select(1, self._dense_index.flatten())
+        bias = flat.view(N, T, -1)[..., : self.num_keys]  # (N, T, S), rows 16-aligned
         if cacheable:
             self._bias_cache = (key, bias)
         return bias
@@ -252,7 +265,8 @@ class RelPosMHSA(nn.Module):
         q, k, v = self._qkv(self._check_tokens(x))
         bias = self.relative_bias().to(q.dtype)
         if self.attention == "sdpa":
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, N, T, Dh)
+            # a 4-d mask keeps PyTorch's CPU backend on its fused kernel (3-d: materialised)
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None])  # (B, N, T, Dh)
         else:
             o = attention_reference(q, k, v, bias)
         return torch.einsum("bhtd,hdf->btf", o, self.w_o) + self.b_o
