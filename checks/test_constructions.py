@@ -143,3 +143,9 @@ def test_constructed_weights_follow_the_spec_recipe() -> None:
         rtol=0,
         atol=0,
     )
+
+
+@given(case=conv_cases(), qk_dim=st.integers(1, 3))
+def test_any_query_key_width_gives_the_same_exact_layer(case: ConvCase, qk_dim: int) -> None:
+    out, expected, _ = _patch_output(case, ("cpu", torch.float64), "sdpa", qk_dim=qk_dim)
+    assert_matches(out, expected, torch.float64, f"qk_dim={qk_dim}")

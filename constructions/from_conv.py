@@ -136,6 +136,7 @@ def _layer_from_blocks(
     beta: float | None,
     attention: str,
     dtype: torch.dtype | None,
+    qk_dim: int | None,
 ) -> RelPosMHSA:
     """Return the MHSA layer with W_V^h W_O^h = M_Δh and one-hot position-only attention."""
     dtype = dtype or spec.weight.dtype
@@ -159,9 +160,10 @@ def _layer_from_blocks(
             (N,), SINK_LOGIT if beta is None else -beta / 2, dtype=dtype, device=device
         )
     zeros = lambda *shape: lazy_zeros(shape, dtype, device)  # noqa: E731
+    Dk = Dh if qk_dim is None else positive_int(qk_dim, "qk_dim")
     return RelPosMHSA(
         grid,
-        w_q=zeros(N, E, Dh), b_q=zeros(N, Dh), w_k=zeros(N, E, Dh), b_k=zeros(N, Dh),
+        w_q=zeros(N, E, Dk), b_q=zeros(N, Dk), w_k=zeros(N, E, Dk), b_k=zeros(N, Dk),
         w_v=w_v, b_v=zeros(N, Dh), w_o=w_o,
         b_o=zeros(F_out) if out_bias is None else out_bias.to(dtype).clone(),
         rel_bias=rel_bias, sink_bias=sink, attention=attention,
@@ -176,11 +178,14 @@ def pixel_mhsa_from_conv(
     beta: float | None = None,
     attention: str = "sdpa",
     dtype: torch.dtype | None = None,
+    qk_dim: int | None = None,
 ) -> RelPosMHSA:
     """Return an MHSA layer on pixel tokens (B, H·W, C) → (B, H·W, D) equal to `conv`. SPEC T1.
 
     |S| heads (k² for a dense kernel), head dim min(C, D); with `head_dim` smaller than that,
     Σ_δ ⌈rank(M_δ)/head_dim⌉ heads. `beta` gives the finite-temperature layer instead.
+    `qk_dim` sets the width of the (zero) queries and keys, by default the head dim as in a
+    standard MHSA; any width gives the same output, 1 the cheapest.
 
     >>> conv = nn.Conv2d(3, 4, 5, padding="same")
     >>> layer = pixel_mhsa_from_conv(conv, (8, 8))
@@ -209,6 +214,7 @@ def pixel_mhsa_from_conv(
         beta=beta,
         attention=attention,
         dtype=dtype,
+        qk_dim=qk_dim,
     )
 
 
@@ -221,11 +227,13 @@ def patch_mhsa_from_conv(
     beta: float | None = None,
     attention: str = "sdpa",
     dtype: torch.dtype | None = None,
+    qk_dim: int | None = None,
 ) -> RelPosMHSA:
     """Return an MHSA layer on patch tokens (B, h·w, P²C) → (B, h·w, P²D) equal to `conv`. SPEC T2.
 
     |N(S, P)| heads (9 for any kernel with reach ≤ P), head dim min(P²C, P²D); with a smaller
-    `head_dim`, Σ_Δ ⌈rank(M_Δ)/head_dim⌉ heads. `beta` gives the finite-temperature layer.
+    `head_dim`, Σ_Δ ⌈rank(M_Δ)/head_dim⌉ heads. `beta` gives the finite-temperature layer;
+    `qk_dim` the width of the zero queries and keys (default: the head dim).
 
     >>> conv = nn.Conv2d(3, 4, 5, padding="same")
     >>> patch_mhsa_from_conv(conv, (16, 16), 4).num_heads
@@ -261,4 +269,5 @@ def patch_mhsa_from_conv(
         beta=beta,
         attention=attention,
         dtype=dtype,
+        qk_dim=qk_dim,
     )
