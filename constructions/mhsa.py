@@ -30,7 +30,7 @@ from torch import nn
 
 from theory._validate import positive_pair
 
-__all__ = ["RelPosMHSA", "attention_reference", "relative_index"]
+__all__ = ["RelPosMHSA", "attention_reference", "check_tokens", "relative_index"]
 
 ATTENTION_PATHS = ("sdpa", "reference")
 
@@ -57,6 +57,36 @@ def attention_reference(
     """
     logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias  # (B, N, T, S)
     return torch.softmax(logits, dim=-1) @ v
+
+
+def check_tokens(
+    x: object, num_tokens: int, width: int, weight: torch.Tensor, *, owner: str = "layer"
+) -> torch.Tensor:
+    """Return `x` if it is a finite (B, num_tokens, width) tensor of `weight`'s dtype and device.
+
+    Otherwise raise TypeError/ValueError saying what the layer takes. Non-finite tokens are
+    rejected: attention multiplies every key's value by its weight, so one inf or NaN
+    (0·inf = NaN) would spread to tokens a convolution leaves alone.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor of tokens, got {type(x).__name__}")
+    if x.ndim != 3 or x.shape[1:] != (num_tokens, width):
+        raise ValueError(
+            f"x has shape {tuple(x.shape)}; this {owner} takes tokens (B, {num_tokens}, {width})"
+        )
+    if x.dtype != weight.dtype:
+        raise TypeError(
+            f"x has dtype {x.dtype} but the {owner}'s weights are {weight.dtype}; "
+            f"convert one of them (e.g. {owner}.to(x.dtype))"
+        )
+    if x.device != weight.device:
+        raise ValueError(f"x is on {x.device} but the {owner} is on {weight.device}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(
+            "x has non-finite entries: attention multiplies every key's value by its weight, "
+            "so one inf or NaN (0·inf = NaN) would spread to tokens a convolution leaves alone"
+        )
+    return x
 
 
 class RelPosMHSA(nn.Module):
@@ -224,24 +254,7 @@ class RelPosMHSA(nn.Module):
         return bias
 
     def _check_tokens(self, x: object) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor of tokens, got {type(x).__name__}")
-        expected = f"(B, {self.num_tokens}, {self.in_dim})"
-        if x.ndim != 3 or x.shape[1:] != (self.num_tokens, self.in_dim):
-            raise ValueError(f"x has shape {tuple(x.shape)}; this layer takes tokens {expected}")
-        if x.dtype != self.w_q.dtype:
-            raise TypeError(
-                f"x has dtype {x.dtype} but the layer's weights are {self.w_q.dtype}; "
-                "convert one of them (e.g. layer.to(x.dtype))"
-            )
-        if x.device != self.w_q.device:
-            raise ValueError(f"x is on {x.device} but the layer is on {self.w_q.device}")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError(
-                "x has non-finite entries: attention multiplies every key's value by its weight, "
-                "so one inf or NaN (0·inf = NaN) would spread to tokens a convolution leaves alone"
-            )
-        return x
+        return check_tokens(x, self.num_tokens, self.in_dim, self.w_q, owner="layer")
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return q (B, N, T, Dk), k (B, N, S, Dk), v (B, N, S, Dh), the sink appended if any."""
