@@ -1,0 +1,7 @@
+"""`python -m theory bounds ...` (SPEC §4): see `theory.cli`."""
+
+import sys
+
+from theory.cli import main
+
+sys.exit(main())
