@@ -32,6 +32,8 @@ CASES = [
      TypeError, r"^conv must be a torch.nn.Conv2d, got ConvTranspose2d"),
     ("not-divisible", lambda: patch_mhsa_from_conv(conv(1, 1, 3), (12, 10), 4),
      ValueError, r"^image_size=\(12, 10\) is not divisible by patch_size=4"),
+    ("patch-larger-than-image", lambda: patch_mhsa_from_conv(conv(1, 1, 3), (8, 32), 16),
+     ValueError, r"^patch_size=16 is larger than the image \(8, 32\)$"),
     ("patch-zero", lambda: patch_mhsa_from_conv(conv(1, 1, 3), 8, 0),
      ValueError, r"^patch_size must be an integer >= 1, got 0"),
     ("patch-float", lambda: patch_mhsa_from_conv(conv(1, 1, 3), 8, 2.5),

@@ -244,6 +244,8 @@ def patch_mhsa_from_conv(
     P = positive_int(patch_size, "patch_size")
     if head_dim is not None:
         head_dim = positive_int(head_dim, "head_dim")
+    if P > min(image):
+        raise ValueError(f"patch_size={P} is larger than the image {image}")
     if image[0] % P or image[1] % P:
         raise ValueError(
             f"image_size={image} is not divisible by patch_size={P}: patch tokens need "

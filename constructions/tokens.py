@@ -49,6 +49,8 @@ def pixels_to_image(t: torch.Tensor, image_size: int | tuple[int, int]) -> torch
 
 def _patch_grid(image_size: tuple[int, int], P: int) -> tuple[int, int]:
     H, W = image_size
+    if P > min(H, W):
+        raise ValueError(f"patch_size={P} is larger than the image {(H, W)}")
     if H % P or W % P:
         raise ValueError(
             f"image size {(H, W)} is not divisible by patch_size={P}: "

@@ -11,6 +11,7 @@ stderr. Bad arguments exit with status 2 and one readable line on stderr.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import sys
@@ -71,31 +72,39 @@ def bounds_record(
         "head_dim": head_dim,
     }
     for tokens, P in (("pixel", None), ("patch", patch_size)):
-        b = head_bounds(kernel_size, P, head_dim=head_dim, **shape)
-        entry = {
-            "sufficient": b.sufficient,
-            "necessary": b.necessary,
-            "offsets": b.offsets,
-            "span_dim": b.span_dim,
-            "upper_bound": b.upper_bound,
-            "tight": b.tight,
-            "stacked_ranks": None if b.stacked_ranks is None else list(b.stacked_ranks),
-            "stacked_exact": b.stacked_exact,
-        }
-        if certify:
-            cert = certify_lower_bound(kernel_size, P, **shape)
-            entry["certificate"] = {
-                "bound": cert.bound,
-                "rank": cert.rank,
-                "tight": cert.tight,
-                "prime": cert.prime,
-                "det_mod_p": cert.det_mod_p,
-                "minor_size": len(cert.minor_rows),
-                "rank_method": cert.rank_method,
-                "seconds": round(cert.seconds, 4),
-            }
-        record[tokens] = entry
+        record[tokens] = _tokens_entry(kernel_size, P, head_dim, certify, **shape)
     return record
+
+
+@functools.cache
+def _tokens_entry(
+    kernel_size: tuple[int, int], P: int | None, head_dim: int | None, certify: bool, **shape: int
+) -> dict:
+    """Return the "pixel" (P None) or "patch" entry; cached, so sweeps over P compute pixel once."""
+    b = head_bounds(kernel_size, P, head_dim=head_dim, **shape)
+    entry = {
+        "sufficient": b.sufficient,
+        "necessary": b.necessary,
+        "offsets": b.offsets,
+        "span_dim": b.span_dim,
+        "upper_bound": b.upper_bound,
+        "tight": b.tight,
+        "stacked_ranks": None if b.stacked_ranks is None else list(b.stacked_ranks),
+        "stacked_exact": b.stacked_exact,
+    }
+    if certify:
+        cert = certify_lower_bound(kernel_size, P, **shape)
+        entry["certificate"] = {
+            "bound": cert.bound,
+            "rank": cert.rank,
+            "tight": cert.tight,
+            "prime": cert.prime,
+            "det_mod_p": cert.det_mod_p,
+            "minor_size": len(cert.minor_rows),
+            "rank_method": cert.rank_method,
+            "seconds": round(cert.seconds, 4),
+        }
+    return entry
 
 
 def _table(records: list[dict], certify: bool) -> str:
@@ -113,9 +122,14 @@ def _table(records: list[dict], certify: bool) -> str:
         "necessary",
     ] + (["cert s", "cert time"] if certify else [])
     rows = [head]
+    shown_pixels = set()
     for r in records:
         for tokens in ("pixel", "patch"):
             e = r[tokens]
+            if tokens == "pixel":  # the pixel row does not depend on P: once per kernel
+                if tuple(r["kernel_size"]) in shown_pixels:
+                    continue
+                shown_pixels.add(tuple(r["kernel_size"]))
             row = [
                 "x".join(map(str, r["kernel_size"])),
                 str(r["patch_size"]) if tokens == "patch" else "-",
