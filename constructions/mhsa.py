@@ -60,7 +60,13 @@ def attention_reference(
 
 
 def check_tokens(
-    x: object, num_tokens: int, width: int, weight: torch.Tensor, *, owner: str = "layer"
+    x: object,
+    num_tokens: int,
+    width: int,
+    weight: torch.Tensor,
+    *,
+    owner: str = "layer",
+    finite: bool = True,
 ) -> torch.Tensor:
     """Return `x` if it is a finite (B, num_tokens, width) tensor of `weight`'s dtype and device.
 
@@ -81,7 +87,7 @@ def check_tokens(
         )
     if x.device != weight.device:
         raise ValueError(f"x is on {x.device} but the {owner} is on {weight.device}")
-    if not bool(torch.isfinite(x).all()):
+    if finite and not bool(torch.isfinite(x).all()):
         raise ValueError(
             "x has non-finite entries: attention multiplies every key's value by its weight, "
             "so one inf or NaN (0·inf = NaN) would spread to tokens a convolution leaves alone"
@@ -94,7 +100,13 @@ class RelPosMHSA(nn.Module):
 
     Implements the layer of SPEC §1 on a `grid_size = (gh, gw)` token grid, tokens `(B, T, E)` to
     `(B, T, F)`. Build one from explicit weights (the constructions do) or with `initialised`.
+
+    `check_finite` (default True) rejects inf/NaN tokens; a training loop on a GPU may switch it
+    off to save the host–device sync it costs. b_K never receives a gradient: q·b_K is added to
+    every logit of a row, the sink's included, and the softmax ignores such shifts.
     """
+
+    check_finite: bool = True
 
     def __init__(
         self,
@@ -254,7 +266,9 @@ class RelPosMHSA(nn.Module):
         return bias
 
     def _check_tokens(self, x: object) -> torch.Tensor:
-        return check_tokens(x, self.num_tokens, self.in_dim, self.w_q, owner="layer")
+        return check_tokens(
+            x, self.num_tokens, self.in_dim, self.w_q, owner="layer", finite=self.check_finite
+        )
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return q (B, N, T, Dk), k (B, N, S, Dk), v (B, N, S, Dh), the sink appended if any."""
