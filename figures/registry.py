@@ -19,16 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from figures import attention, cost, photo, temperature
+from figures import attention, bounds, cost, heads, photo, temperature
 from figures.entry import FigureEntry
 
 __all__ = ["FIGURES", "FigureEntry"]
 
-# Figure 1 ('heads': `"heads": heads.ENTRY,` before 'attention') and figure 4 ('bounds':
-# `"bounds": bounds.ENTRY,` after 'temperature') come from the theory package.
 FIGURES: dict[str, FigureEntry[Any, Any]] = {
+    "heads": heads.ENTRY,  # figure 1
     "attention": attention.ENTRY,  # figure 2
     "temperature": temperature.ENTRY,  # figure 3
+    "bounds": bounds.ENTRY,  # figure 4
     "cost": cost.CPU_ENTRY,  # figure 5
     "cost_gpu": cost.GPU_ENTRY,  # figure 5, GPU version (only where CUDA is available)
     "photo": photo.ENTRY,  # figure 6
