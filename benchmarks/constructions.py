@@ -30,6 +30,7 @@ from constructions import (
     patch_mhsa_from_conv,
     pixel_mhsa_from_conv,
 )
+from constructions.mhsa import _per_head
 
 CASES = [
     # (tokens, k, C, D, image side, patch size)
@@ -69,10 +70,12 @@ def measure(
         bias = layer.relative_bias()[None]  # 4-d, as the layer passes it
         o = F.scaled_dot_product_attention(q, k_, v, attn_mask=bias)
 
-        def floor() -> torch.Tensor:
-            torch.einsum("bte,hed->bhtd", t, layer.w_v)
-            o2 = F.scaled_dot_product_attention(q, k_, v, attn_mask=bias)
-            return torch.einsum("bhtd,hdf->btf", o2, layer.w_o)
+        keys = F.pad(t, (0, 0, 0, k_.shape[2] - t.shape[1]))  # with the sink row, if any
+
+        def floor() -> torch.Tensor:  # value projection, bare SDPA, output projection
+            v2 = _per_head(keys, layer.w_v, layer.b_v)
+            o2 = F.scaled_dot_product_attention(q, k_, v2, attn_mask=bias)
+            return o2.transpose(1, 2).flatten(2) @ layer.w_o.flatten(0, 1)
 
         times = median_times(
             {

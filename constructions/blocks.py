@@ -12,6 +12,8 @@ use tensor indexing only: each non-zero C×D tap block is written once, by one `
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
@@ -64,15 +66,10 @@ def pixel_blocks(
 
 
 def _axis_entries(k: int, dilation: int, patch: int, neighbours: np.ndarray) -> np.ndarray:
-    """Return rows (n, a, b, tap) of one axis: tap `tap` links input pixel a of patch offset
-    neighbours[n] to output pixel b, i.e. neighbours[n]·P + a − b = δ_tap."""
-    b = np.arange(patch)[:, None]
-    position = b + axis_offsets(k, dilation)[None, :]  # (P, k): input pixel b + δ
-    n = np.searchsorted(neighbours, position // patch)
-    tap = np.broadcast_to(np.arange(k), position.shape)
-    return np.stack([n, position % patch, np.broadcast_to(b, position.shape), tap], -1).reshape(
-        -1, 4
-    )
+    """Return (n, a), each (P, k): output pixel b's tap t reads input pixel a of the patch at
+    offset neighbours[n] along this axis, i.e. neighbours[n]·P + a − b = δ_t."""
+    position = np.arange(patch)[:, None] + axis_offsets(k, dilation)[None, :]  # (P, k): b + δ_t
+    return np.stack([np.searchsorted(neighbours, position // patch), position % patch])
 
 
 def patch_blocks(
@@ -89,11 +86,12 @@ def patch_blocks(
     C = taps.shape[2]
     offsets = patch_neighbourhood((kh, kw), P, (dh, dw))
     rows, cols = np.unique(offsets[:, 0]), np.unique(offsets[:, 1])
-    e1 = _axis_entries(kh, dh, P, rows)  # (P·kh, 4)
-    e2 = _axis_entries(kw, dw, P, cols)  # (P·kw, 4)
-    # Every pair (row entry, column entry) is one non-zero C×D block.
-    idx = [torch.as_tensor(v, device=weight.device) for v in (e1.T[:, :, None], e2.T[:, None, :])]
-    (n1, a1, b1, t1), (n2, a2, b2, t2) = idx
+    as_index = partial(torch.as_tensor, device=weight.device)
+    n1, a1 = as_index(_axis_entries(kh, dh, P, rows)[:, :, :, None, None])  # (P, kh, 1, 1)
+    n2, a2 = as_index(_axis_entries(kw, dw, P, cols)[:, None, None])  # (1, 1, P, kw)
+    b1 = as_index(np.arange(P)[:, None, None, None])
+    b2 = as_index(np.arange(P)[None, None, :, None])
     blocks = lazy_zeros((len(rows), len(cols), P, P, C, P, P, D), weight.dtype, weight.device)
-    blocks[n1, n2, a1, a2, :, b1, b2] = taps[t1, t2]  # (P·kh, P·kw, C, D) blocks
+    # every (b1, tap i, b2, tap j) writes tap (i, j)'s C×D block; the value broadcasts over b
+    blocks[n1, n2, a1, a2, :, b1, b2] = taps[None, :, None, :]  # (P, kh, P, kw, C, D)
     return offsets, blocks.reshape(len(rows) * len(cols), P * P * C, P * P * D)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import partial
 
 import numpy as np
 import torch
@@ -103,25 +102,40 @@ def _heads_from_svd(
     """Return (offset index per head, W_V, W_O): ⌈rank(M_Δ)/Dh⌉ heads for each offset Δ.
 
     SPEC T1/T2 with a head-dim budget: M_Δ = U Σ Vᵀ truncated at its numerical rank (float64;
-    singular values below max(E, F)·ε·σ_max are dropped), split into chunks of Dh components.
+    singular values below max(E, F)·ε·max σ are dropped), split into chunks of Dh components.
+    Each SVD runs on the block's non-zero rows and columns only: a corner block of a P = 16
+    patch construction is 3 × 192 there, not 768 × 16384.
     """
-    U, S, Vh = torch.linalg.svd(blocks, full_matrices=False)  # (n, E, r), (n, r), (n, r, F)
-    tol = max(blocks.shape[1:]) * torch.finfo(blocks.dtype).eps * S.max().clamp_min(1e-300)
-    ranks = (tol < S).sum(dim=1)  # (n,)
-    per_offset = (ranks + head_dim - 1) // head_dim
-    arange = partial(torch.arange, device=blocks.device)
-    owner = torch.repeat_interleave(arange(len(blocks)), per_offset)  # (Nh,)
-    if len(owner) == 0:  # a zero kernel: one idle head keeps the layer well formed
-        E, F_out = blocks.shape[1:]
-        return arange(1), blocks.new_zeros(1, E, head_dim), blocks.new_zeros(1, head_dim, F_out)
-    first = torch.cumsum(per_offset, 0)[owner] - per_offset[owner]  # first head of each owner
-    comp = (arange(len(owner)) - first)[:, None] * head_dim + arange(head_dim)  # (Nh, Dh)
-    keep = comp < ranks[owner][:, None]
-    comp = comp.clamp_max(S.shape[1] - 1)
-    US = U * S[:, None, :]
-    w_v = US[owner[:, None], :, comp].transpose(1, 2) * keep[:, None, :]  # (Nh, E, Dh)
-    w_o = Vh[owner[:, None], comp, :] * keep[:, :, None]  # (Nh, Dh, F)
-    return owner, w_v, w_o
+    E, F_out = blocks.shape[1:]
+    factors = []
+    for block in blocks:  # one SVD per offset: |N| of them
+        rows, cols = block.any(dim=1), block.any(dim=0)
+        U, S, Vh = torch.linalg.svd(block[rows][:, cols], full_matrices=False)
+        factors.append((rows, cols, U * S, Vh, S))
+    top = max((float(f[4].max()) for f in factors if f[4].numel()), default=0.0)
+    tol = max(E, F_out) * torch.finfo(blocks.dtype).eps * top
+    owners, w_vs, w_os = [], [], []
+    for offset, (rows, cols, US, Vh, S) in enumerate(factors):
+        rank = int((tol < S).sum()) if top > 0 else 0
+        heads = -(-rank // head_dim)
+        if heads == 0:
+            continue
+        width = heads * head_dim
+        w_v = blocks.new_zeros(E, width)
+        w_v[rows, :rank] = US[:, :rank]
+        w_o = blocks.new_zeros(width, F_out)
+        w_o[:rank, cols] = Vh[:rank]
+        owners += [offset] * heads
+        w_vs.append(w_v.reshape(E, heads, head_dim).transpose(0, 1))  # (heads, E, Dh)
+        w_os.append(w_o.reshape(heads, head_dim, F_out))
+    if not owners:  # a zero kernel: one idle head keeps the layer well formed
+        return (
+            torch.zeros(1, dtype=torch.long, device=blocks.device),
+            blocks.new_zeros(1, E, head_dim),
+            blocks.new_zeros(1, head_dim, F_out),
+        )
+    owner = torch.tensor(owners, device=blocks.device)
+    return owner, torch.cat(w_vs), torch.cat(w_os)
 
 
 def _layer_from_blocks(

@@ -95,6 +95,16 @@ def check_tokens(
     return x
 
 
+def _per_head(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Return x W^h + b^h for every head: x (B, S, E), w (N, E, D), b (N, D) → (B, N, S, D).
+
+    One matmul against the heads side by side (E, N·D) rather than N small ones.
+    """
+    N, E, D = w.shape
+    y = x @ w.transpose(0, 1).reshape(E, N * D) + b.reshape(N * D)  # (B, S, N·D)
+    return y.unflatten(-1, (N, D)).transpose(1, 2)
+
+
 class RelPosMHSA(nn.Module):
     """Multi-head self-attention with a relative-position bias table and an optional sink key.
 
@@ -271,15 +281,13 @@ class RelPosMHSA(nn.Module):
         )
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return q (B, N, T, Dk), k (B, N, S, Dk), v (B, N, S, Dh), the sink appended if any."""
-        q = torch.einsum("bte,hed->bhtd", x, self.w_q) + self.b_q[:, None]
-        k = torch.einsum("bte,hed->bhtd", x, self.w_k) + self.b_k[:, None]
-        v = torch.einsum("bte,hed->bhtd", x, self.w_v) + self.b_v[:, None]
-        if self.sink_bias is not None:  # zero-content key: K = b_K, V = b_V
-            B = x.shape[0]
-            k = torch.cat([k, self.b_k[None, :, None].expand(B, -1, 1, -1)], dim=2)
-            v = torch.cat([v, self.b_v[None, :, None].expand(B, -1, 1, -1)], dim=2)
-        return q, k, v
+        """Return q (B, N, T, Dk), k (B, N, S, Dk), v (B, N, S, Dh), the sink key last if any."""
+        keys = F.pad(x, (0, 0, 0, 1)) if self.sink_bias is not None else x  # zero-content sink
+        return (
+            _per_head(x, self.w_q, self.b_q),
+            _per_head(keys, self.w_k, self.b_k),
+            _per_head(keys, self.w_v, self.b_v),
+        )
 
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
         """Return the attention weights A (B, N, T, S) of tokens `x`; the sink is column S − 1."""
@@ -296,4 +304,4 @@ class RelPosMHSA(nn.Module):
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None])  # (B, N, T, Dh)
         else:
             o = attention_reference(q, k, v, bias)
-        return torch.einsum("bhtd,hdf->btf", o, self.w_o) + self.b_o
+        return o.transpose(1, 2).flatten(2) @ self.w_o.flatten(0, 1) + self.b_o  # Σ_h o^h W_O^h
