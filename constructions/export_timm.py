@@ -62,11 +62,8 @@ __all__ = [
 ]
 
 
-# -- timm.layers.Attention with an attn_mask -------------------------------------------------
-class TimmAttentionExport(ExportedAttention):
-    """`timm.layers.Attention` called with the layer's additive mask; `fused` is `fused_attn`."""
-
-    target = "timm_attention"
+class _TimmExport(ExportedAttention):
+    """An export whose `fused` switch is the timm module's own `fused_attn` flag."""
 
     @property
     def fused(self) -> bool:
@@ -75,6 +72,13 @@ class TimmAttentionExport(ExportedAttention):
     @fused.setter
     def fused(self, value: bool) -> None:
         self.attn.fused_attn = bool(value)
+
+
+# -- timm.layers.Attention with an attn_mask -------------------------------------------------
+class TimmAttentionExport(_TimmExport):
+    """`timm.layers.Attention` called with the layer's additive mask; `fused` is `fused_attn`."""
+
+    target = "timm_attention"
 
     def attend(self, h: torch.Tensor) -> torch.Tensor:
         return self.attn(h, attn_mask=self.attn_bias[None])  # (1, Nt, S, S)
@@ -147,20 +151,12 @@ def timm_table(layer: RelPosMHSA, num_heads: int, cls_slot: bool) -> torch.Tenso
         return table.T.contiguous().clone()  # (offsets, Nt)
 
 
-class TimmTableExport(ExportedAttention):
+class TimmTableExport(_TimmExport):
     """A timm attention that holds its own relative-position table (RelPos or BEiT); no mask."""
 
     @property
     def target(self) -> str:  # type: ignore[override]
         return self.config["target"]
-
-    @property
-    def fused(self) -> bool:
-        return bool(self.attn.fused_attn)
-
-    @fused.setter
-    def fused(self, value: bool) -> None:
-        self.attn.fused_attn = bool(value)
 
     def attend(self, h: torch.Tensor) -> torch.Tensor:
         return self.attn(h)
