@@ -144,6 +144,20 @@ def _through_module(
     return patches_to_image(exported.tokens_out(y), P, tuple(x.shape[2:]))
 
 
+def _assert_first_block_computes_the_conv(
+    model: torch.nn.Module, exported: ExportedAttention, conv: torch.nn.Conv2d,
+    x: torch.Tensor, **kwargs: torch.Tensor,
+) -> None:
+    """Load `exported.attn` strictly into the model's first block; check both softmax paths."""
+    attn = model.blocks[0].attn
+    attn.load_state_dict(exported.attn.state_dict())  # strict
+    expected = reference_conv(conv, x, torch.float64)
+    for fused in (True, False):
+        attn.fused_attn = fused
+        out = _through_module(attn, x, 2, exported, **kwargs)
+        assert_matches(out, expected, torch.float64, f"fused={fused}")
+
+
 def test_relpos_weights_drop_into_a_vision_transformer_relpos_model() -> None:
     conv, x, layer = _patch_case()
     exported = export_to_timm_relpos(layer, dim=12 * 8, num_heads=12)  # idle heads 9..11
@@ -151,11 +165,7 @@ def test_relpos_weights_drop_into_a_vision_transformer_relpos_model() -> None:
         img_size=(8, 6), patch_size=2, in_chans=2, embed_dim=96, depth=1, num_heads=12,
         rel_pos_type="bias", class_token=True, num_classes=0,
     ).double()  # fmt: skip
-    model.blocks[0].attn.load_state_dict(exported.attn.state_dict())  # strict
-    for fused in (True, False):
-        model.blocks[0].attn.fused_attn = fused
-        out = _through_module(model.blocks[0].attn, x, 2, exported)
-        assert_matches(out, reference_conv(conv, x, torch.float64), torch.float64, f"fused={fused}")
+    _assert_first_block_computes_the_conv(model, exported, conv, x)
 
 
 def test_beit_weights_drop_into_a_beit_model() -> None:
@@ -163,11 +173,7 @@ def test_beit_weights_drop_into_a_beit_model() -> None:
     exported = export_to_timm_beit(layer, dim=9 * 8)
     model = Beit(img_size=(8, 6), patch_size=2, in_chans=2, embed_dim=72, depth=1, num_heads=9,
                  use_rel_pos_bias=True, num_classes=0).double()  # fmt: skip
-    model.blocks[0].attn.load_state_dict(exported.attn.state_dict())  # strict
-    for fused in (True, False):
-        model.blocks[0].attn.fused_attn = fused
-        out = _through_module(model.blocks[0].attn, x, 2, exported)
-        assert_matches(out, reference_conv(conv, x, torch.float64), torch.float64, f"fused={fused}")
+    _assert_first_block_computes_the_conv(model, exported, conv, x)
 
 
 def test_timm_attention_weights_drop_into_a_vision_transformer_block() -> None:
@@ -175,13 +181,9 @@ def test_timm_attention_weights_drop_into_a_vision_transformer_block() -> None:
     exported = export_to_timm_attention(layer, dim=96, num_heads=12, head_dim=8, dim_out=96)
     model = VisionTransformer(img_size=(8, 6), patch_size=2, in_chans=2, embed_dim=96, depth=1,
                               num_heads=12, num_classes=0).double()  # fmt: skip
-    model.blocks[0].attn.load_state_dict(exported.attn.state_dict())  # strict
-    for fused in (True, False):
-        model.blocks[0].attn.fused_attn = fused
-        out = _through_module(
-            model.blocks[0].attn, x, 2, exported, attn_mask=exported.attn_bias[None]
-        )
-        assert_matches(out, reference_conv(conv, x, torch.float64), torch.float64, f"fused={fused}")
+    _assert_first_block_computes_the_conv(
+        model, exported, conv, x, attn_mask=exported.attn_bias[None]
+    )
 
 
 @pytest.mark.parametrize("name", list(EXPORTERS))
