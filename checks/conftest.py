@@ -1,9 +1,10 @@
 """Suite-wide options: `--gpu`, the (device, dtype) grid, and hypothesis profiles.
 
 `pytest checks/` runs on the CPU in float64 and float32. `pytest checks/ --gpu` adds CUDA in
-float64, float32, bfloat16 and float16 (SPEC §3); without a usable CUDA device it is a usage
-error, never a silent skip. Hypothesis profiles: `dev` (default), `ci` (derandomised, chosen when
-`CI` is set), `thorough` (`HYPOTHESIS_PROFILE=thorough`, many more examples).
+float64, float32, bfloat16 and float16 (tolerances in `checks/tolerances.py`); without a usable
+CUDA device it is a usage error, never a silent skip. Hypothesis profiles: `dev` (default), `ci`
+(derandomised, chosen when `CI` is set), `thorough` (`HYPOTHESIS_PROFILE=thorough`, many more
+examples).
 """
 
 from __future__ import annotations
@@ -50,6 +51,17 @@ def pytest_configure(config: pytest.Config) -> None:
             "--gpu was given but no usable CUDA device was found "
             "(torch.cuda.is_available() is False); run `pytest checks/` without --gpu"
         )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the CUDA-only checks (marker `cuda`) unless `--gpu` is given: not skipped work,
+    they belong to the GPU run (`pytest checks/ --gpu`, `python -m benchmarks.gpu`)."""
+    if config.getoption("--gpu"):
+        return
+    cuda = [item for item in items if item.get_closest_marker("cuda")]
+    if cuda:
+        config.hook.pytest_deselected(items=cuda)
+        items[:] = [item for item in items if not item.get_closest_marker("cuda")]
 
 
 def compute_targets(config: pytest.Config) -> list[tuple[str, torch.dtype]]:

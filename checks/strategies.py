@@ -15,9 +15,9 @@ import torch
 from hypothesis import strategies as st
 from torch import nn
 
-from theory.neighbourhoods import kernel_reach, patch_neighbourhood
+from constructions.geometry import kernel_reach, patch_neighbourhood
 
-__all__ = ["ConvCase", "conv_cases"]
+__all__ = ["ConvCase", "ConvCaseND", "conv_cases", "conv_cases_nd"]
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,93 @@ def conv_cases(draw: st.DrawFn, max_kernel: int = 5, max_patch: int = 4) -> Conv
 def reach_equals_patch(case: ConvCase) -> bool:
     """Whether the kernel's reach equals the patch size on some axis (the 9-head edge)."""
     return case.patch_size in kernel_reach(case.kernel_size, case.dilation) and case.patch_size > 1
+
+
+@dataclass(frozen=True)
+class ConvCaseND:
+    """One drawn Conv1d/2d/3d with an input size that fits both position and patch tokens."""
+
+    in_per_group: int
+    out_per_group: int
+    groups: int
+    kernel_size: tuple[int, ...]
+    dilation: tuple[int, ...]
+    bias: bool
+    padding_mode: str
+    patch_size: tuple[int, ...]
+    grid: tuple[int, ...]  # patch grid per axis; the input is grid ⊙ patch_size
+    seed: int
+
+    @property
+    def dims(self) -> int:
+        return len(self.kernel_size)
+
+    @property
+    def in_channels(self) -> int:
+        return self.in_per_group * self.groups
+
+    @property
+    def out_channels(self) -> int:
+        return self.out_per_group * self.groups
+
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        return tuple(g * P for g, P in zip(self.grid, self.patch_size, strict=True))
+
+    def conv(self, dtype: torch.dtype = torch.float64, device: str = "cpu") -> nn.Module:
+        """Return the convolution (nn.Conv1d/2d/3d), weights N(0, 1) with this case's seed."""
+        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[self.dims - 1]
+        conv = cls(
+            self.in_channels, self.out_channels, self.kernel_size, padding="same",
+            dilation=self.dilation, groups=self.groups, bias=self.bias,
+            padding_mode=self.padding_mode, dtype=torch.float64,
+        )  # fmt: skip
+        gen = torch.Generator().manual_seed(self.seed)
+        with torch.no_grad():
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen, dtype=torch.float64))
+            if conv.bias is not None:
+                conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen, dtype=torch.float64))
+        return conv.to(dtype=dtype, device=device)
+
+    def input(
+        self, batch: int = 2, dtype: torch.dtype = torch.float64, device: str = "cpu"
+    ) -> torch.Tensor:
+        """Return a random input batch (B, C, *input_size) drawn with this case's seed."""
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        x = torch.randn(
+            batch, self.in_channels, *self.input_size, generator=gen, dtype=torch.float64
+        )
+        return x.to(dtype=dtype, device=device)
+
+
+@st.composite
+def conv_cases_nd(
+    draw: st.DrawFn, dims: tuple[int, ...] = (1, 2, 3), max_kernel: int = 4, max_patch: int = 3
+) -> ConvCaseND:
+    """Draw a `ConvCaseND`: d axes, anisotropic kernels, dilations and patches, tight grids.
+
+    Sizes shrink with d so that 3-D cases stay small (a grid of at most a few hundred tokens).
+    """
+    d = draw(st.sampled_from(dims), label="dims")
+    kmax, pmax = (max_kernel, max_patch) if d < 3 else (min(max_kernel, 3), min(max_patch, 2))
+    groups = draw(st.integers(1, 2), label="groups")
+    circular = draw(st.booleans(), label="circular")
+    ks, ds, Ps, grid = [], [], [], []
+    for _ in range(d):
+        k, dil, P = draw(st.integers(1, kmax)), draw(st.integers(1, 2)), draw(st.integers(1, pmax))
+        ks.append(k)
+        ds.append(dil)
+        Ps.append(P)
+        grid.append(_min_grid(k, dil, P, circular) + draw(st.integers(0, 1)))
+    return ConvCaseND(
+        in_per_group=draw(st.integers(1, 2)),
+        out_per_group=draw(st.integers(1, 2)),
+        groups=groups,
+        kernel_size=tuple(ks),
+        dilation=tuple(ds),
+        bias=draw(st.booleans()),
+        padding_mode="circular" if circular else "zeros",
+        patch_size=tuple(Ps),
+        grid=tuple(grid),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )

@@ -1,4 +1,4 @@
-"""Bad input to the constructions gets a clear error naming the parameter (SPEC §1 scope)."""
+"""Bad input to the constructions gets a clear error naming the parameter (README, Use)."""
 
 from __future__ import annotations
 
@@ -27,13 +27,14 @@ CASES = [
     ("reflect", lambda: pixel_mhsa_from_conv(conv(1, 1, 3, padding_mode="reflect"), 8),
      ValueError, r"^conv.padding_mode='reflect': only 'zeros' and 'circular' are supported"),
     ("not-a-conv", lambda: pixel_mhsa_from_conv(nn.Linear(3, 3), 8),
-     TypeError, r"^conv must be a torch.nn.Conv2d, got Linear"),
+     TypeError, r"^conv must be a torch.nn.Conv1d, Conv2d or Conv3d, got Linear"),
     ("transposed", lambda: pixel_mhsa_from_conv(nn.ConvTranspose2d(1, 1, 3, padding=1), 8),
-     TypeError, r"^conv must be a torch.nn.Conv2d, got ConvTranspose2d"),
+     TypeError, r"^conv must be a torch.nn.Conv1d, Conv2d or Conv3d, got ConvTranspose2d"),
     ("not-divisible", lambda: patch_mhsa_from_conv(conv(1, 1, 3), (12, 10), 4),
-     ValueError, r"^image_size=\(12, 10\) is not divisible by patch_size=4"),
+     ValueError, r"^image_size=\(12, 10\) is not divisible by patch_size=\(4, 4\) on axis 1 "
+                 r"\(10 % 4 = 2\)"),
     ("patch-larger-than-image", lambda: patch_mhsa_from_conv(conv(1, 1, 3), (8, 32), 16),
-     ValueError, r"^patch_size=16 is larger than the image \(8, 32\)$"),
+     ValueError, r"^patch_size=\(16, 16\) is larger than image_size=\(8, 32\) on axis 0$"),
     ("patch-zero", lambda: patch_mhsa_from_conv(conv(1, 1, 3), 8, 0),
      ValueError, r"^patch_size must be an integer >= 1, got 0"),
     ("patch-float", lambda: patch_mhsa_from_conv(conv(1, 1, 3), 8, 2.5),
@@ -47,7 +48,7 @@ CASES = [
      ValueError, r"^image_size=\(4, 8\) gives a 1×2 patch grid, too small"),
     ("circular-too-small",
      lambda: pixel_mhsa_from_conv(conv(1, 1, 7, padding_mode="circular"), (2, 8)),
-     ValueError, r"^image_size=\(2, 8\): circular padding of 3 exceeds the image height 2"),
+     ValueError, r"^image_size=\(2, 8\): circular padding of 3 exceeds the side 2 of axis 0"),
     ("head-dim-zero", lambda: pixel_mhsa_from_conv(conv(1, 1, 3), 8, head_dim=0),
      ValueError, r"^head_dim must be an integer >= 1, got 0"),
     ("beta-negative", lambda: pixel_mhsa_from_conv(conv(1, 1, 3), 8, beta=-1.0),
@@ -57,7 +58,7 @@ CASES = [
     ("beta-string", lambda: pixel_mhsa_from_conv(conv(1, 1, 3), 8, beta="10"),
      TypeError, r"^beta must be a positive float or None, got '10'"),
     ("attention-path", lambda: pixel_mhsa_from_conv(conv(1, 1, 3), 8, attention="flash"),
-     ValueError, r"^attention='flash': expected one of \('sdpa', 'reference'\)"),
+     ValueError, r"^attention='flash': expected one of \('auto', "),
 ]  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""T1 and T2: the constructed MHSA layers equal the convolution on every token (SPEC §2, §3).
+"""T1 and T2: the constructed MHSA layers equal the convolution on every token.
 
 Hypothesis draws convolutions (channels, groups, odd/even/rectangular kernels, dilation, bias,
 zero/circular padding, patch sizes, grids down to the smallest the kernel allows) and compares
@@ -25,9 +25,9 @@ from constructions import (
     pixels_to_image,
 )
 from constructions.blocks import patch_blocks, pixel_blocks
-from theory.neighbourhoods import kernel_support, patch_neighbourhood
+from constructions.geometry import kernel_support, patch_neighbourhood
 
-PATHS = ["sdpa", "reference"]
+PATHS = ["sdpa", "reference", "local"]
 
 
 def _pixel_output(
@@ -81,7 +81,7 @@ def _odd_kernel_dilation_at_most_p(draw: st.DrawFn) -> tuple[int, int, int]:
 def test_patch_layer_has_nine_heads_exactly_when_the_reach_is_at_most_p(
     kpd: tuple[int, int, int],
 ) -> None:
-    """SPEC §2: |N| = (2⌈r/P⌉ + 1)², 9 exactly when r ≤ P, for odd k and dilation d ≤ P."""
+    """T2: |N| = (2⌈r/P⌉ + 1)², 9 exactly when r ≤ P, for odd k and dilation d ≤ P."""
     k, P, d = kpd
     reach = d * (k - 1) // 2
     conv = torch.nn.Conv2d(1, 1, k, padding="same", dilation=d)

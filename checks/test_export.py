@@ -1,5 +1,5 @@
 """Exporters to PyTorch's attention: nn.MultiheadAttention and plain SDPA calls compute the
-convolution (SPEC §1, T1, T2, Borders) on every token, through the fused and the written-out path.
+convolution (T1, T2, Borders) on every token, through the fused and the written-out path.
 
 The reference is always PyTorch's `F.conv2d` (`reference_conv`) or, for layers with learned
 queries and keys, the layer's own written-out softmax in float64; never the exporter's code.
@@ -22,18 +22,16 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from checks.strategies import ConvCase, conv_cases
 from checks.tolerances import assert_matches, reference_conv
 from constructions import (
+    ExportedAttention,
+    export_to_sdpa,
+    export_to_torch_mha,
     image_to_patches,
     image_to_pixels,
+    make_target,
     patch_mhsa_from_conv,
     patches_to_image,
     pixel_mhsa_from_conv,
     pixels_to_image,
-)
-from constructions.export import (
-    ExportedAttention,
-    export_to_sdpa,
-    export_to_torch_mha,
-    make_target,
 )
 from constructions.mhsa import RelPosMHSA
 

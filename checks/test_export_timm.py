@@ -1,6 +1,6 @@
 """Exporters to timm: `timm.layers.Attention` with an `attn_mask`, and the two timm attentions
 that hold a relative-position table (VisionTransformerRelPos's `RelPosAttention`, BEiT's
-`Attention`) compute the convolution (SPEC §1, T1, T2, Borders) on every token, fused and not.
+`Attention`) compute the convolution (paper_notes: T1, T2, Borders) on every token, fused and not.
 
 timm is the optional extra `timm`; CI installs it, so it is imported directly (no skip).
 """

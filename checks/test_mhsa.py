@@ -1,5 +1,5 @@
-"""The MHSA layer of SPEC §1: offsets are key − query, the fused call equals the written-out
-softmax, the sink is a zero-content key, and the dense-bias cache follows the table."""
+"""The MHSA layer (paper_notes, Conventions): offsets are key − query, the fused call equals the
+written-out softmax, the sink is a zero-content key, and the dense-bias cache follows the table."""
 
 from __future__ import annotations
 

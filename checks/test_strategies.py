@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import find, settings
 
-from checks.strategies import ConvCase, conv_cases, reach_equals_patch
+from checks.strategies import (
+    ConvCase,
+    ConvCaseND,
+    conv_cases,
+    conv_cases_nd,
+    reach_equals_patch,
+)
 
 CORNERS = {
     "one-row-grid": lambda c: c.grid[0] == 1,
@@ -27,3 +33,19 @@ CORNERS = {
 def test_conv_strategy_reaches_the_corner_case(predicate) -> None:
     found = find(conv_cases(), predicate, settings=settings(max_examples=5000, database=None))
     assert isinstance(found, ConvCase) and predicate(found)
+
+
+CORNERS_ND = {
+    "one-axis": lambda c: c.dims == 1 and c.patch_size[0] > 1,
+    "three-axes": lambda c: c.dims == 3 and max(c.patch_size) > 1,
+    "anisotropic-patch": lambda c: len(set(c.patch_size)) > 1,
+    "anisotropic-dilation": lambda c: len(set(c.dilation)) > 1,
+    "tubelet-circular": lambda c: c.dims == 3 and c.padding_mode == "circular",
+    "one-token-axis": lambda c: min(c.grid) == 1,
+}
+
+
+@pytest.mark.parametrize("name", list(CORNERS_ND))
+def test_the_nd_strategy_reaches_each_corner_case(name: str) -> None:
+    case = find(conv_cases_nd(), CORNERS_ND[name], settings=settings(max_examples=2000))
+    assert isinstance(case, ConvCaseND)

@@ -1,4 +1,4 @@
-"""Token layouts (SPEC §1) against independent index arithmetic."""
+"""Token layouts (paper_notes, Conventions) against independent index arithmetic."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ def test_patch_token_entries_follow_row_col_channel_order(
 
 
 def test_patches_need_image_sides_divisible_by_the_patch_size() -> None:
-    with pytest.raises(ValueError, match=r"^image size \(6, 8\) is not divisible by patch_size=4"):
+    with pytest.raises(
+        ValueError, match=r"^input size \(6, 8\) is not divisible by patch_size=\(4, 4\) on axis 0"
+    ):
         image_to_patches(torch.zeros(1, 1, 6, 8), 4)
 
 
@@ -50,7 +52,7 @@ def test_patches_need_image_sides_divisible_by_the_patch_size() -> None:
         (lambda: image_to_patches(torch.zeros(1, 1, 4, 4), 0), ValueError, r"^patch_size must be"),
         (lambda: image_to_patches(torch.zeros(1, 1, 4, 4), 2.0), TypeError, r"^patch_size must be"),
         (lambda: patches_to_image(torch.zeros(1, 4, 6), 2, (4, 4)), ValueError,
-         r"^t has token dim 6"),
+         r"^t has token width 6"),
     ],
     ids=["pixels-3d-image", "pixels-not-tensor", "pixels-wrong-count", "patch-zero",
          "patch-float", "patch-bad-dim"],

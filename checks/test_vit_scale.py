@@ -1,6 +1,10 @@
-"""ViT-scale cases (SPEC §3): a 224×224 image in 16×16 patches and a 56×56 pixel-token image.
+"""ViT-scale cases (paper_notes, T1 and T2): a 224×224 image in 16×16 patches and a 56×56
+pixel-token image.
 
-On the CPU they run in float32; with `--gpu` on CUDA in every dtype of the tolerance table.
+On the CPU they run in float32; with `--gpu` on CUDA in every dtype of the tolerance table. With
+`--gpu` only: a 224×224 pixel-token layer (50 176 tokens) through the local path on CUDA in
+float32 and bfloat16, FlexAttention by default and the gather path beside it (the CPU runs of
+the same size are in checks/test_local_attention.py).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import torch
 from torch import nn
 
 from checks.conftest import compute_targets
-from checks.tolerances import assert_matches, reference_conv
+from checks.tolerances import TOLERANCE, assert_matches, reference_conv
 from constructions import (
     image_to_patches,
     image_to_pixels,
@@ -22,6 +26,8 @@ from constructions import (
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "scale_target" not in metafunc.fixturenames:
+        return
     targets = [
         t for t in compute_targets(metafunc.config) if t[0] == "cuda" or t[1] == torch.float32
     ]
@@ -58,3 +64,47 @@ def test_pixel_layer_matches_conv_on_56_by_56_tokens(scale_target, k: int) -> No
     with torch.no_grad():
         out = pixels_to_image(layer(image_to_pixels(x.to(dtype))), 56)
     assert_matches(out.float().cpu(), reference_conv(conv, x, dtype).cpu(), dtype, f"k={k}")
+
+
+def _pixel_224(dtype: torch.dtype, backend: str) -> tuple[torch.Tensor, torch.Tensor, object]:
+    """Return (layer output as an image, F.conv2d reference, layer) on CUDA, 3×3, 16 → 16."""
+    conv = _conv(16, 16, 3, "zeros", "cuda")
+    x = torch.randn(1, 16, 224, 224, device="cuda")
+    layer = pixel_mhsa_from_conv(conv, 224, dtype=dtype)
+    layer.local_backend = backend
+    with torch.no_grad():
+        out = pixels_to_image(layer(image_to_pixels(x.to(dtype))), 224)
+    return out.float().cpu(), reference_conv(conv, x, dtype).cpu(), layer
+
+
+CUDA_LOCAL = [(torch.float32, "auto"), (torch.bfloat16, "auto"), (torch.float32, "gather"),
+              (torch.bfloat16, "gather")]  # fmt: skip
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize(("dtype", "backend"), CUDA_LOCAL,
+                         ids=[f"{str(d).removeprefix('torch.')}-{b}" for d, b in CUDA_LOCAL])
+def test_pixel_layer_on_224_by_224_tokens_matches_conv_through_the_local_path_on_cuda(
+    dtype: torch.dtype, backend: str
+) -> None:
+    out, expected, layer = _pixel_224(dtype, backend)
+    assert layer.resolved_attention == "local"
+    assert_matches(out, expected, dtype, f"224² pixel tokens, {backend}")
+    if backend == "gather":
+        assert layer.last_local_backend == "gather"
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_the_default_local_path_on_cuda_runs_flex_attention_and_agrees_with_the_gather_path(
+    dtype: torch.dtype
+) -> None:
+    from constructions import local_attention
+
+    flex, expected, layer = _pixel_224(dtype, "auto")
+    assert layer.last_local_backend == "flex", local_attention.flex_unavailable(
+        layer, torch.zeros(1, dtype=dtype, device="cuda"), forced=True
+    )
+    gather, _, _ = _pixel_224(dtype, "gather")
+    scale = expected.abs().max().item()
+    assert (flex - gather).abs().max().item() <= 2 * TOLERANCE[dtype] * scale

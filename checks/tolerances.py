@@ -1,4 +1,4 @@
-"""Tolerances and the comparison every equivalence check uses (SPEC §3).
+"""Tolerances and the comparison every equivalence check uses (paper_notes, T1–T3).
 
 Errors are max-abs over the whole output (every token, borders included) divided by the output
 scale max|expected|. Each tolerance is a few hundred times the unit roundoff of its dtype, room

@@ -1,18 +1,21 @@
-"""MHSA layers built from convolutions (SPEC T1, T2), token layouts, and exporters."""
+"""MHSA layers built from convolutions (T1, T2), the geometry they share, token layouts, exporters.
 
-from constructions.export import (  # the timm exporters: constructions.export_timm (extra `timm`)
-    ExportedAttention,
-    export_to_sdpa,
-    export_to_torch_mha,
-    make_target,
-)
-from constructions.from_conv import patch_mhsa_from_conv, pixel_mhsa_from_conv
+This package is the ground of the project: it imports nothing from `theory`, `figures`,
+`pipeline` or `benchmarks` (see README, Layout). The timm exporters are in
+`constructions.export_timm` (extra `timm`).
+"""
+
+from constructions.export import ExportedAttention, make_target
+from constructions.export_torch import export_to_sdpa, export_to_torch_mha
+from constructions.from_conv import mhsa_from_conv, patch_mhsa_from_conv, pixel_mhsa_from_conv
 from constructions.mhsa import RelPosMHSA
 from constructions.tokens import (
+    from_tokens,
     image_to_patches,
     image_to_pixels,
     patches_to_image,
     pixels_to_image,
+    to_tokens,
 )
 
 __all__ = [
@@ -20,11 +23,14 @@ __all__ = [
     "RelPosMHSA",
     "export_to_sdpa",
     "export_to_torch_mha",
+    "from_tokens",
     "image_to_patches",
     "image_to_pixels",
     "make_target",
+    "mhsa_from_conv",
     "patch_mhsa_from_conv",
     "patches_to_image",
     "pixel_mhsa_from_conv",
     "pixels_to_image",
+    "to_tokens",
 ]

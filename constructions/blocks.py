@@ -1,24 +1,24 @@
-"""The block matrices M_Δ of a convolution on pixel and patch tokens (SPEC §2).
+"""The block matrices M_Δ of a convolution on pixel and patch tokens, any number of axes (T1, T2).
 
+Dimension letters: d spatial axes, k_a kernel size, P_a patch size on axis a, C/D channels.
 Tokens are row vectors, so a convolution is `out_q = Σ_Δ x_{q+Δ} M_Δ (+ bias)`:
 
 * pixel tokens: `M_δ = K[:, :, δ]ᵀ`, a C×D matrix, one per tap offset δ ∈ S;
-* patch tokens: `M_Δ[(a₁, a₂, c), (b₁, b₂, o)] = K̃[Δ·P + a − b][c, o]`, a P²C × P²D matrix
-  for each Δ ∈ N(S, P), where K̃[δ] is the dense C×D tap matrix at offset δ (zero off S).
+* patch tokens: `M_Δ[(a, c), (b, o)] = K̃[Δ⊙P + a − b][c, o]`, a (ΠP_a·C) × (ΠP_a·D) matrix for
+  each Δ ∈ N(S, P), where a, b are pixel positions inside a patch (row-major, then channel) and
+  K̃[δ] is the dense C×D tap matrix at offset δ (zero off S).
 
-The builders work for any dtype (integer kernels give exact integer blocks for certificates) and
-use tensor indexing only: each non-zero C×D tap block is written once, by one `index_put`.
+The builders work for any dtype (integer kernels give exact integer blocks) and use tensor
+indexing only: each non-zero C×D tap block is written once, by one `index_put`.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import torch
 
-from theory._validate import positive_int, positive_pair
-from theory.neighbourhoods import axis_offsets, kernel_support, patch_neighbourhood
+from constructions.geometry import axis_offsets, kernel_support, patch_neighbourhood
+from constructions.validate import per_axis, positive_int
 
 __all__ = ["dense_taps", "lazy_zeros", "patch_blocks", "pixel_blocks"]
 
@@ -39,30 +39,30 @@ def lazy_zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device)
 
 
 def dense_taps(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
-    """Return the tap matrices K̃ of `weight` (D, C/g, kh, kw) as (kh, kw, C, D), groups expanded.
+    """Return the tap matrices K̃ of `weight` (D, C/g, *k) as (*k, C, D), groups expanded.
 
-    `K̃[i, j, c, o] = weight[o, c − g(o)·C/g, i, j]` when input channel c lies in the group of
-    output channel o, else 0 (a block-diagonal C×D matrix per tap).
+    `K̃[t, c, o] = weight[o, c − g(o)·C/g, t]` when input channel c lies in the group of output
+    channel o, else 0 (a block-diagonal C×D matrix per tap t).
     """
     groups = positive_int(groups, "groups")
-    D, Cg, kh, kw = weight.shape
+    D, Cg, *ks = weight.shape
     if D % groups:
         raise ValueError(f"groups={groups} does not divide the {D} output channels")
-    w = weight.reshape(groups, D // groups, Cg, kh, kw).permute(
-        3, 4, 0, 2, 1
-    )  # (kh, kw, g, C/g, D/g)
+    dims = len(ks)
+    w = weight.reshape(groups, D // groups, Cg, *ks)
+    w = w.permute(*range(3, 3 + dims), 0, 2, 1)  # (*k, g, C/g, D/g)
     eye = torch.eye(groups, dtype=weight.dtype, device=weight.device)
-    taps = w.unsqueeze(4) * eye[:, None, :, None]  # (kh, kw, g, C/g, g, D/g)
-    return taps.reshape(kh, kw, groups * Cg, D)
+    taps = w.unsqueeze(-2) * eye[:, None, :, None]  # (*k, g, C/g, g, D/g)
+    return taps.reshape(*ks, groups * Cg, D)
 
 
 def pixel_blocks(
-    weight: torch.Tensor, groups: int = 1, dilation: int | tuple[int, int] = 1
+    weight: torch.Tensor, groups: int = 1, dilation: int | tuple[int, ...] = 1
 ) -> tuple[np.ndarray, torch.Tensor]:
-    """Return (offsets S (|S|, 2), blocks M_δ (|S|, C, D)) for pixel tokens. SPEC T1."""
-    kh, kw = weight.shape[2:]
-    offsets = kernel_support((kh, kw), dilation)
-    return offsets, dense_taps(weight, groups).reshape(kh * kw, -1, weight.shape[0])
+    """Return (offsets S (|S|, d), blocks M_δ (|S|, C, D)) for pixel tokens. T1."""
+    ks = tuple(weight.shape[2:])
+    offsets = kernel_support(ks, per_axis(dilation, "dilation", len(ks)))
+    return offsets, dense_taps(weight, groups).reshape(len(offsets), -1, weight.shape[0])
 
 
 def _axis_entries(k: int, dilation: int, patch: int, neighbours: np.ndarray) -> np.ndarray:
@@ -74,24 +74,36 @@ def _axis_entries(k: int, dilation: int, patch: int, neighbours: np.ndarray) -> 
 
 def patch_blocks(
     weight: torch.Tensor,
-    patch_size: int,
+    patch_size: int | tuple[int, ...],
     groups: int = 1,
-    dilation: int | tuple[int, int] = 1,
+    dilation: int | tuple[int, ...] = 1,
 ) -> tuple[np.ndarray, torch.Tensor]:
-    """Return (offsets N(S, P) (|N|, 2), blocks M_Δ (|N|, P²C, P²D)) for patch tokens. SPEC T2."""
-    P = positive_int(patch_size, "patch_size")
-    dh, dw = positive_pair(dilation, "dilation")
-    D, _, kh, kw = weight.shape
-    taps = dense_taps(weight, groups)  # (kh, kw, C, D)
-    C = taps.shape[2]
-    offsets = patch_neighbourhood((kh, kw), P, (dh, dw))
-    rows, cols = np.unique(offsets[:, 0]), np.unique(offsets[:, 1])
-    as_index = partial(torch.as_tensor, device=weight.device)
-    n1, a1 = as_index(_axis_entries(kh, dh, P, rows)[:, :, :, None, None])  # (P, kh, 1, 1)
-    n2, a2 = as_index(_axis_entries(kw, dw, P, cols)[:, None, None])  # (1, 1, P, kw)
-    b1 = as_index(np.arange(P)[:, None, None, None])
-    b2 = as_index(np.arange(P)[None, None, :, None])
-    blocks = lazy_zeros((len(rows), len(cols), P, P, C, P, P, D), weight.dtype, weight.device)
-    # every (b1, tap i, b2, tap j) writes tap (i, j)'s C×D block; the value broadcasts over b
-    blocks[n1, n2, a1, a2, :, b1, b2] = taps[None, :, None, :]  # (P, kh, P, kw, C, D)
-    return offsets, blocks.reshape(len(rows) * len(cols), P * P * C, P * P * D)
+    """Return (offsets N(S, P) (|N|, d), blocks M_Δ (|N|, ΠP·C, ΠP·D)) for patch tokens. T2."""
+    D, _, *ks = weight.shape
+    dims = len(ks)
+    Ps = per_axis(patch_size, "patch_size", dims)
+    ds = per_axis(dilation, "dilation", dims)
+    taps = dense_taps(weight, groups)  # (*k, C, D)
+    C = taps.shape[-2]
+    offsets = patch_neighbourhood(tuple(ks), Ps, ds)
+    axes = [np.unique(offsets[:, a]) for a in range(dims)]
+    # index tensors broadcast over (P_1, k_1, …, P_d, k_d): axis a lives at positions 2a, 2a+1
+    n_idx, a_idx, b_idx = [], [], []
+    for a, (k, P, d) in enumerate(zip(ks, Ps, ds, strict=True)):
+        shape = [1] * (2 * dims)
+        shape[2 * a], shape[2 * a + 1] = P, k
+        n, pos = torch.as_tensor(_axis_entries(k, d, P, axes[a]), device=weight.device)
+        n_idx.append(n.reshape(shape))
+        a_idx.append(pos.reshape(shape))
+        b_shape = [1] * (2 * dims)
+        b_shape[2 * a] = P
+        b_idx.append(torch.arange(P, device=weight.device).reshape(b_shape))
+    lens = [len(ax) for ax in axes]
+    blocks = lazy_zeros((*lens, *Ps, C, *Ps, D), weight.dtype, weight.device)
+    # every (b, tap) pair writes tap t's C×D block; the value broadcasts over b
+    value_shape = [1] * (2 * dims)
+    for a, k in enumerate(ks):
+        value_shape[2 * a + 1] = k
+    blocks[(*n_idx, *a_idx, slice(None), *b_idx)] = taps.reshape(*value_shape, C, D)
+    E, F = int(np.prod(Ps)) * C, int(np.prod(Ps)) * D
+    return offsets, blocks.reshape(len(offsets), E, F)

@@ -1,8 +1,8 @@
-"""The convolutions the constructions accept (SPEC §1), read off a `torch.nn.Conv2d`.
+"""The convolutions the constructions accept (paper_notes, Conventions), read off an `nn.ConvNd`.
 
-Stride 1, `padding='same'` (or the explicit amounts that equal it), zero or circular padding,
-any dilation, groups, bias, kernel shape. Everything else is rejected with an error that names
-the parameter, its value and what is allowed.
+`nn.Conv1d`, `nn.Conv2d` and `nn.Conv3d` with stride 1, `padding='same'` (or the explicit amounts
+that equal it), zero or circular padding, any dilation, groups, bias, kernel shape. Everything
+else is rejected with an error that names the parameter, its value and what is allowed.
 """
 
 from __future__ import annotations
@@ -14,16 +14,23 @@ from torch import nn
 
 __all__ = ["ConvSpec", "conv_spec"]
 
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
 
 @dataclass(frozen=True)
 class ConvSpec:
-    """A validated stride-1 'same' convolution: what the constructions need from a Conv2d."""
+    """A validated stride-1 'same' convolution: what the constructions need from a ConvNd."""
 
-    weight: torch.Tensor  # (D, C/groups, kh, kw)
+    weight: torch.Tensor  # (D, C/groups, *k)
     bias: torch.Tensor | None  # (D,)
-    dilation: tuple[int, int]
+    dilation: tuple[int, ...]
     groups: int
     circular: bool
+
+    @property
+    def dims(self) -> int:
+        """The number of spatial axes d (1, 2 or 3)."""
+        return self.weight.ndim - 2
 
     @property
     def in_channels(self) -> int:
@@ -34,24 +41,27 @@ class ConvSpec:
         return self.weight.shape[0]
 
     @property
-    def kernel_size(self) -> tuple[int, int]:
-        return (self.weight.shape[2], self.weight.shape[3])
+    def kernel_size(self) -> tuple[int, ...]:
+        return tuple(self.weight.shape[2:])
 
     @property
-    def padding(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Return ((before, after) rows, (before, after) columns): PyTorch 'same' amounts."""
+    def padding(self) -> tuple[tuple[int, int], ...]:
+        """Return (before, after) per axis: PyTorch's 'same' amounts d·(k−1)//2 and the rest."""
         amounts = []
         for k, d in zip(self.kernel_size, self.dilation, strict=True):
             total = d * (k - 1)
             amounts.append((total // 2, total - total // 2))
-        return amounts[0], amounts[1]
+        return tuple(amounts)
 
 
-def conv_spec(conv: nn.Conv2d) -> ConvSpec:
-    """Return the `ConvSpec` of `conv`, or raise if the constructions do not cover it. SPEC §1."""
-    if not isinstance(conv, nn.Conv2d):
-        raise TypeError(f"conv must be a torch.nn.Conv2d, got {type(conv).__name__}")
-    if tuple(conv.stride) != (1, 1):
+def conv_spec(conv: nn.Module) -> ConvSpec:
+    """Return the `ConvSpec` of `conv`, or raise if the constructions do not cover it."""
+    if not isinstance(conv, CONV_TYPES):
+        raise TypeError(
+            f"conv must be a torch.nn.Conv1d, Conv2d or Conv3d, got {type(conv).__name__}"
+        )
+    dims = conv.weight.ndim - 2
+    if tuple(conv.stride) != (1,) * dims:
         raise ValueError(f"conv.stride={tuple(conv.stride)}: only stride 1 is supported")
     if conv.padding_mode not in ("zeros", "circular"):
         raise ValueError(
@@ -69,7 +79,7 @@ def conv_spec(conv: nn.Conv2d) -> ConvSpec:
     if conv.padding != "same":
         same = tuple(before for before, _ in spec.padding)
         symmetric = all(before == after for before, after in spec.padding)
-        explicit = (0, 0) if conv.padding == "valid" else tuple(conv.padding)
+        explicit = (0,) * dims if conv.padding == "valid" else tuple(conv.padding)
         if not (symmetric and explicit == same):
             raise ValueError(
                 f"conv.padding={conv.padding!r}: only padding='same' is supported"

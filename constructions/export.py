@@ -1,7 +1,9 @@
-"""Exporters: a `RelPosMHSA` layer (SPEC §1) inside PyTorch's own attention code.
+"""Exporters: a `RelPosMHSA` layer (paper_notes, Conventions) inside PyTorch's own attention code.
 
-Targets: `torch.nn.MultiheadAttention` and plain `F.scaled_dot_product_attention` calls
-(`SDPAAttention`); the timm targets live in `constructions.export_timm` (optional extra `timm`).
+This module holds what every target shares: the head layout, the padded weights, the dense mask,
+the `ExportedAttention` wrapper and the registry of targets (`make_target`). The targets live in
+`constructions.export_torch` (`torch.nn.MultiheadAttention`, plain
+`F.scaled_dot_product_attention` calls) and `constructions.export_timm` (optional extra `timm`).
 
 Dimension letters: B batch, T tokens (a gh×gw grid), S = T + 1 with the sink token (T without),
 N the layer's heads, Nt ≥ N the target's heads, E/F the layer's input/output widths, Et ≥ E and
@@ -17,7 +19,7 @@ How the layer is carried over (every step is an identity; only the scale can rou
   zeros to Dt (zero columns add 0 to every q·k and give zero value features); heads N..Nt−1
   are idle (zero value and output maps), so a target may have more heads, never fewer.
 * **Scale.** Targets divide q·k by √Dt, the layer by √Dk: W_Q and b_Q are multiplied by √(Dt/Dk).
-* **Sink.** The zero-content sink key (SPEC §2, Borders) is an extra token **first** in the
+* **Sink.** The zero-content sink key (paper_notes, Borders) is an extra token **first** in the
   sequence, where a [cls] or register token sits: its features are 0, so its key is b_K and its
   value b_V, as in the layer. Its column of the additive mask holds the layer's `sink_bias`; as a
   query it gets a row of zeros (finite, so no softmax row is all −∞), and its output is dropped.
@@ -42,18 +44,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from constructions.mhsa import RelPosMHSA, attention_reference, check_tokens
-from theory._validate import positive_int
+from constructions.mhsa import RelPosMHSA, check_tokens
+from constructions.validate import positive_int
 
 __all__ = [
     "ExportedAttention",
     "HeadLayout",
-    "SDPAAttention",
-    "SDPAExport",
-    "TorchMHAExport",
-    "export_to_sdpa",
-    "export_to_torch_mha",
+    "check_layer",
+    "check_layout",
+    "dense_mask",
+    "even_layout",
+    "export_config",
     "make_target",
+    "needed_head_dim",
+    "padded_projections",
 ]
 
 
@@ -69,7 +73,7 @@ class HeadLayout:
 
 
 def check_layer(layer: object) -> RelPosMHSA:
-    """Return `layer` if it is a `RelPosMHSA` (the layer of SPEC §1), else raise TypeError."""
+    """Return `layer` if it is a `RelPosMHSA` (paper_notes, Conventions), else raise TypeError."""
     if not isinstance(layer, RelPosMHSA):
         raise TypeError(
             f"layer must be a constructions.RelPosMHSA (e.g. from pixel_mhsa_from_conv or "
@@ -94,7 +98,7 @@ def check_layout(
 ) -> HeadLayout:
     """Return `layout` if it holds the heads and widths of `layer`, else raise saying what to do.
 
-    SPEC §1: head h of the layer becomes head h of the target, so Nt ≥ N and Dt ≥ max(Dk, Dh);
+    Head h of the layer becomes head h of the target, so Nt ≥ N and Dt ≥ max(Dk, Dh);
     tokens are zero-padded, so Et ≥ E and Ft ≥ F. `head_dim_fix` says how to widen the heads.
     """
     N, need = layer.num_heads, needed_head_dim(layer)
@@ -160,7 +164,7 @@ def padded_projections(layer: RelPosMHSA, layout: HeadLayout) -> dict[str, torch
 
     Rows of qkv are ordered (q|k|v, head, dim), the layout of `nn.MultiheadAttention.in_proj_weight`
     and of timm's fused `qkv`. W_Q and b_Q carry √(Dt/Dk), so the target's 1/√Dt scale gives the
-    layer's 1/√Dk. SPEC §1.
+    layer's 1/√Dk. paper_notes, Conventions.
     """
     Nt, Dt, Et, Ft = layout.num_heads, layout.head_dim, layout.in_dim, layout.out_dim
     N, E, Dk = layer.w_q.shape
@@ -202,7 +206,7 @@ def dense_mask(layer: RelPosMHSA, num_heads: int) -> torch.Tensor:
 
     Entry [h, query, key] is `B^h[key − query]` (this project's key − query convention) for two
     grid tokens, `sink_bias[h]` for a token query and the sink key, 0 in the sink's own row and for
-    idle heads h ≥ N. SPEC §1 (the layer) and §2 (Borders: every row has a finite entry).
+    idle heads h ≥ N. Borders (paper_notes): every row has a finite entry.
     """
     with torch.no_grad():
         bias = layer.relative_bias()  # (N, T, T[+1]), the sink last
@@ -239,7 +243,7 @@ class ExportedAttention(nn.Module):
         super().__init__()
         self.attn = attn
         self.config = config
-        self.grid_size: tuple[int, int] = tuple(config["grid_size"])
+        self.grid_size: tuple[int, ...] = tuple(config["grid_size"])
         self.in_dim: int = config["in_dim"]
         self.out_dim: int = config["out_dim"]
         self.sink_token: bool = config["sink_token"]
@@ -247,7 +251,7 @@ class ExportedAttention(nn.Module):
 
     @property
     def num_tokens(self) -> int:
-        return self.grid_size[0] * self.grid_size[1]
+        return math.prod(self.grid_size)
 
     @property
     def extra_tokens(self) -> int:
@@ -305,7 +309,7 @@ class ExportedAttention(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the layer's output (B, T, F) computed by `.attn`. SPEC §1."""
+        """Return the layer's output (B, T, F) computed by `.attn`. paper_notes, Conventions."""
         return self.tokens_out(self.attend(self.tokens_in(x)))
 
 
@@ -333,167 +337,10 @@ def export_config(
     return config
 
 
-# -- nn.MultiheadAttention -------------------------------------------------------------------
-class TorchMHAExport(ExportedAttention):
-    """`nn.MultiheadAttention` (batch_first, bias) with a per-head float `attn_mask`.
-
-    `fused=True` calls it with `need_weights=False` (its SDPA path), `fused=False` with
-    `need_weights=True` (softmax written out, weights returned and dropped).
-    """
-
-    target = "torch_mha"
-
-    def __init__(
-        self, attn: nn.Module, config: dict[str, Any], attn_bias: torch.Tensor | None
-    ) -> None:
-        super().__init__(attn, config, attn_bias)
-        self.need_weights = False
-
-    @property
-    def fused(self) -> bool:
-        return not self.need_weights
-
-    @fused.setter
-    def fused(self, value: bool) -> None:
-        self.need_weights = not value
-
-    def attend(self, h: torch.Tensor) -> torch.Tensor:
-        B, S, _ = h.shape
-        Nt = self.attn.num_heads
-        mask = self.attn_bias.expand(B, Nt, S, S).reshape(B * Nt, S, S)  # MHA's (B·Nt, L, S) layout
-        return self.attn(h, h, h, attn_mask=mask, need_weights=self.need_weights)[0]
-
-
-def export_to_torch_mha(
-    layer: RelPosMHSA, *, embed_dim: int | None = None, num_heads: int | None = None
-) -> TorchMHAExport:
-    """Return the layer as an `nn.MultiheadAttention` (`.attn`) plus its mask. SPEC §1.
-
-    `nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)` has one width for input,
-    output and the Nt·Dt heads, so tokens are zero-padded to `embed_dim` (default: the smallest
-    multiple of the head count that holds max(E, F) and head dim max(Dk, Dh)). The sink is the
-    first token. Raises ValueError if `num_heads` < the layer's heads or `embed_dim` cannot hold
-    them, naming what to change.
-
-    >>> from constructions import pixel_mhsa_from_conv
-    >>> exported = export_to_torch_mha(pixel_mhsa_from_conv(nn.Conv2d(2, 3, 3, padding="same"), 4))
-    >>> exported.attn.embed_dim, exported.attn.num_heads
-    (18, 9)
-    """
-    layer = check_layer(layer)
-    layout = even_layout(layer, embed_dim, num_heads, target="torch.nn.MultiheadAttention")
-    w = padded_projections(layer, layout)
-    module = {
-        "embed_dim": layout.in_dim,
-        "num_heads": layout.num_heads,
-        "bias": True,
-        "batch_first": True,
-    }
-    config = export_config(
-        "torch_mha", layer, layout, module, layer.sink_bias is not None, mask=True
-    )
-    attn = make_target(config, device=layer.w_q.device, dtype=layer.w_q.dtype)
-    with torch.no_grad():
-        attn.in_proj_weight.copy_(w["qkv_weight"])
-        attn.in_proj_bias.copy_(w["qkv_bias"])
-        attn.out_proj.weight.copy_(w["proj_weight"])
-        attn.out_proj.bias.copy_(w["proj_bias"])
-    return TorchMHAExport(attn, config, dense_mask(layer, layout.num_heads))
-
-
-# -- plain F.scaled_dot_product_attention -----------------------------------------------------
-class SDPAAttention(nn.Module):
-    """Multi-head attention as one `F.scaled_dot_product_attention` call between two Linear maps.
-
-    `qkv = Linear(dim, 3·N·Dh)` (rows ordered q|k|v, head, dim), then per head
-    `softmax(q kᵀ/√Dh + attn_mask) v` (fused: SDPA; `fused=False`: written out), then
-    `proj = Linear(N·Dh, dim_out)`. Tokens (B, S, dim) → (B, S, dim_out).
-    """
-
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        head_dim: int,
-        dim_out: int,
-        *,
-        fused: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        self.num_heads = positive_int(num_heads, "num_heads")
-        self.head_dim = positive_int(head_dim, "head_dim")
-        self.fused = fused
-        dd = {"device": device, "dtype": dtype}
-        self.qkv = nn.Linear(positive_int(dim, "dim"), 3 * num_heads * head_dim, **dd)
-        self.proj = nn.Linear(num_heads * head_dim, positive_int(dim_out, "dim_out"), **dd)
-
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Return the attention output (B, S, dim_out) of tokens `x` (B, S, dim)."""
-        B, S, _ = x.shape
-        q, k, v = self.qkv(x).reshape(B, S, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if self.fused:
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, N, S, Dh)
-        else:
-            o = attention_reference(q, k, v, 0.0 if attn_mask is None else attn_mask)
-        return self.proj(o.transpose(1, 2).reshape(B, S, self.num_heads * self.head_dim))
-
-
-class SDPAExport(ExportedAttention):
-    """`SDPAAttention` with the layer's mask; `fused` is `SDPAAttention.fused`."""
-
-    target = "sdpa"
-
-    @property
-    def fused(self) -> bool:
-        return self.attn.fused
-
-    @fused.setter
-    def fused(self, value: bool) -> None:
-        self.attn.fused = bool(value)
-
-    def attend(self, h: torch.Tensor) -> torch.Tensor:
-        return self.attn(h, self.attn_bias)
-
-
-def export_to_sdpa(
-    layer: RelPosMHSA, *, num_heads: int | None = None, head_dim: int | None = None
-) -> SDPAExport:
-    """Return the layer as plain `F.scaled_dot_product_attention` calls (`SDPAAttention`). SPEC §1.
-
-    No width padding is needed (dim = E, dim_out = F); heads are padded to `head_dim`
-    (default max(Dk, Dh)) and `num_heads` (default the layer's).
-    """
-    layer = check_layer(layer)
-    Nt = layer.num_heads if num_heads is None else positive_int(num_heads, "num_heads")
-    Dt = needed_head_dim(layer) if head_dim is None else positive_int(head_dim, "head_dim")
-    layout = check_layout(layer, HeadLayout(Nt, Dt, layer.in_dim, layer.out_dim),
-                          target="SDPAAttention")  # fmt: skip
-    w = padded_projections(layer, layout)
-    module = {"dim": layer.in_dim, "num_heads": Nt, "head_dim": Dt, "dim_out": layer.out_dim}
-    config = export_config("sdpa", layer, layout, module, layer.sink_bias is not None, mask=True)
-    attn = make_target(config, device=layer.w_q.device, dtype=layer.w_q.dtype)
-    with torch.no_grad():
-        attn.qkv.weight.copy_(w["qkv_weight"])
-        attn.qkv.bias.copy_(w["qkv_bias"])
-        attn.proj.weight.copy_(w["proj_weight"])
-        attn.proj.bias.copy_(w["proj_bias"])
-    return SDPAExport(attn, config, dense_mask(layer, Nt))
-
-
 # -- the documented configurations -----------------------------------------------------------
-def _build_mha(module: dict[str, Any]) -> nn.Module:
-    return nn.MultiheadAttention(**module)
-
-
-def _build_sdpa(module: dict[str, Any]) -> nn.Module:
-    return SDPAAttention(**module)
-
-
 _TARGETS: dict[str, tuple[str, str, str]] = {  # target -> (module, wrapper class, builder)
-    "torch_mha": (__name__, "TorchMHAExport", "_build_mha"),
-    "sdpa": (__name__, "SDPAExport", "_build_sdpa"),
+    "torch_mha": ("constructions.export_torch", "TorchMHAExport", "build_torch_mha"),
+    "sdpa": ("constructions.export_torch", "SDPAExport", "build_sdpa"),
     "timm_attention": ("constructions.export_timm", "TimmAttentionExport", "build_timm_attention"),
     "timm_relpos": ("constructions.export_timm", "TimmTableExport", "build_timm_relpos"),
     "timm_beit": ("constructions.export_timm", "TimmTableExport", "build_timm_beit"),
@@ -505,7 +352,7 @@ def _target_entry(config: object) -> tuple[type[ExportedAttention], Any]:
         got = config.get("target") if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"config['target']={got!r}: expected one of {tuple(_TARGETS)}")
     module_name, wrapper, builder = _TARGETS[config["target"]]
-    module = importlib.import_module(module_name)  # the timm targets import timm only here
+    module = importlib.import_module(module_name)  # timm is imported only for the timm targets
     return getattr(module, wrapper), getattr(module, builder)
 
 

@@ -50,7 +50,7 @@ from constructions.export import (
     padded_projections,
 )
 from constructions.mhsa import RelPosMHSA
-from theory._validate import positive_int
+from constructions.validate import positive_int
 
 __all__ = [
     "TimmAttentionExport",
@@ -97,7 +97,7 @@ def export_to_timm_attention(
     head_dim: int | None = None,
     dim_out: int | None = None,
 ) -> TimmAttentionExport:
-    """Return the layer as a `timm.layers.Attention` (`.attn`) plus its `attn_mask`. SPEC §1.
+    """Return the layer as a `timm.layers.Attention` (`.attn`) plus its `attn_mask`.
 
     Defaults need no padding: dim = E, dim_out = F, the layer's heads, head dim max(Dk, Dh). For a
     ViT-shaped target pass e.g. `dim=768, num_heads=12, head_dim=64, dim_out=768`.
@@ -134,7 +134,7 @@ def timm_table(layer: RelPosMHSA, num_heads: int, cls_slot: bool) -> torch.Tenso
 
     Ours is indexed key − query, timm's query − key: flip both offset axes, flatten row-major,
     put heads last; idle heads get 0. With `cls_slot`, append timm's three [cls] rows
-    (cls → tokens: 0, tokens → cls: the sink bias, or −∞ without a sink; cls → cls: 0). SPEC §1.
+    (cls → tokens: 0, tokens → cls: the sink bias, or −∞ without a sink; cls → cls: 0).
     """
     with torch.no_grad():
         N = layer.num_heads
@@ -182,6 +182,13 @@ def _export_table(
 ) -> TimmTableExport:
     layer = check_layer(layer)
     names = {"timm_relpos": "timm RelPosAttention", "timm_beit": "timm.models.beit.Attention"}
+    if len(layer.grid_size) != 2:
+        raise ValueError(
+            f"{names[target]} holds a 2-D relative-position table (window_size), but the layer's "
+            f"token grid has {len(layer.grid_size)} axes {tuple(layer.grid_size)}; export 1-D and "
+            "3-D layers with export_to_timm_attention (a mask), export_to_torch_mha or "
+            "export_to_sdpa"
+        )
     layout = even_layout(layer, dim, num_heads, target=names[target], dim_name="dim")
     cls_slot = target == "timm_beit" or layer.sink_bias is not None
     module: dict[str, Any] = {"dim": layout.in_dim, "num_heads": layout.num_heads, "qkv_bias": True,
@@ -210,7 +217,7 @@ def _export_table(
 def export_to_timm_relpos(
     layer: RelPosMHSA, *, dim: int | None = None, num_heads: int | None = None
 ) -> TimmTableExport:
-    """Return the layer as timm's `RelPosAttention` with a `RelPosBias` table (`.attn`). SPEC §1.
+    """Return the layer as timm's `RelPosAttention` with a `RelPosBias` table (`.attn`).
 
     The attention of `VisionTransformerRelPos(img_size=grid·P, patch_size=P, embed_dim=dim,
     num_heads=num_heads, rel_pos_type='bias', class_token=<layer has a sink>)`; the class token
@@ -222,7 +229,7 @@ def export_to_timm_relpos(
 def export_to_timm_beit(
     layer: RelPosMHSA, *, dim: int | None = None, num_heads: int | None = None
 ) -> TimmTableExport:
-    """Return the layer as BEiT's `Attention` with its relative-position table (`.attn`). SPEC §1.
+    """Return the layer as BEiT's `Attention` with its relative-position table (`.attn`).
 
     The attention of `Beit(..., embed_dim=dim, num_heads=num_heads, use_rel_pos_bias=True)`; its
     [cls] token is the zero sink, always present (without a layer sink its column is −∞).

@@ -1,15 +1,18 @@
-"""MHSA layers built from convolutions: pixel tokens (SPEC T1) and ViT patch tokens (SPEC T2).
+"""MHSA layers built from convolutions: single-position tokens (T1) and patch tokens (T2), d ≤ 3.
 
-One head per offset Δ (δ ∈ S for pixels, Δ ∈ N(S, P) for patches): W_Q = W_K = 0, the head's
-bias table is 0 at Δ and −∞ elsewhere, and W_V^h W_O^h = M_Δ (identity on the narrower side, so
-no rounding is introduced); the convolution's bias goes to b_O. Then every head's attention is
-one-hot on the key at `query + Δ` and the layer is Σ_Δ x_{q+Δ} M_Δ + b: the convolution.
+One head per offset Δ (δ ∈ S for pixel/voxel/sample tokens, Δ ∈ N(S, P) for patches): W_Q = W_K
+= 0, the head's bias table is 0 at Δ and −∞ elsewhere, and W_V^h W_O^h = M_Δ (identity on the
+narrower side, so no rounding is introduced); the convolution's bias goes to b_O. Then every
+head's attention is one-hot on the key at `query + Δ` and the layer is Σ_Δ x_{q+Δ} M_Δ + b: the
+convolution. The same recipe serves `nn.Conv1d` (sequences, chunks), `nn.Conv2d` (pixels, ViT
+patches, rectangular patches) and `nn.Conv3d` (voxels, video tubelets): everything is a product
+over axes.
 
-Borders (SPEC §2): with zero padding a zero-content sink key with logit −10⁴ takes the weight
-when a head's key falls outside the grid (exp(−10⁴) is exactly 0 in every float type, so it
-takes none otherwise); with circular padding the head's table is 0 at every offset ≡ Δ modulo
-the grid, so its key always exists. Finite temperature: `beta=β` puts −β instead of −∞ (and the
-sink at −β/2, halfway, so it still wins exactly where the target key is missing).
+Borders (paper_notes, Borders): with zero padding a zero-content sink key with logit −10⁴ takes
+the weight when a head's key falls outside the grid (exp(−10⁴) is exactly 0 in every float type,
+so it takes none otherwise); with circular padding the head's table is 0 at every offset ≡ Δ
+modulo the grid, so its key always exists. Finite temperature: `beta=β` puts −β instead of −∞ (and
+the sink at −β/2, halfway, so it still wins exactly where the target key is missing).
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from torch import nn
 
 from constructions.blocks import lazy_zeros, patch_blocks, pixel_blocks
 from constructions.convolution import ConvSpec, conv_spec
+from constructions.geometry import kernel_support, patch_neighbourhood
 from constructions.mhsa import RelPosMHSA
-from theory._validate import positive_int, positive_pair
-from theory.neighbourhoods import kernel_support, patch_neighbourhood
+from constructions.tokens import patch_grid
+from constructions.validate import per_axis, positive_int
 
-__all__ = ["SINK_LOGIT", "patch_mhsa_from_conv", "pixel_mhsa_from_conv"]
+__all__ = ["SINK_LOGIT", "mhsa_from_conv", "patch_mhsa_from_conv", "pixel_mhsa_from_conv"]
 
 SINK_LOGIT = -1.0e4  # exp(−10⁴) is exactly 0 in float16, bfloat16, float32 and float64
 
@@ -43,43 +47,61 @@ def _check_beta(beta: float | None) -> float | None:
     return float(beta)
 
 
-def _check_grid(
-    spec: ConvSpec, offsets: np.ndarray, grid: tuple[int, int], image: tuple[int, int], tokens: str
+def input_shape(spec: ConvSpec, input_size: object, name: str = "input_size") -> tuple[int, ...]:
+    """Return `input_size` as d ints for the convolution's d axes (an int: the same on each)."""
+    if isinstance(input_size, (tuple, list)) and len(input_size) != spec.dims:
+        raise ValueError(
+            f"{name}={tuple(input_size)!r} has {len(input_size)} entries, but the "
+            f"Conv{spec.dims}d has {spec.dims} spatial axes: give {spec.dims} sizes"
+        )
+    return per_axis(input_size, name, spec.dims)
+
+
+def check_grid(
+    spec: ConvSpec,
+    offsets: np.ndarray,
+    grid: tuple[int, ...],
+    size: tuple[int, ...],
+    tokens: str,
+    name: str = "input_size",
 ) -> None:
-    """Reject grids on which the layer cannot express the convolution. SPEC §2 (Borders)."""
+    """Reject grids on which the layer cannot express the convolution (paper_notes, Borders)."""
     if spec.circular:
-        sides = zip(spec.padding, image, ("height", "width"), strict=True)
-        for (before, after), size, axis in sides:
-            if max(before, after) > size:
+        for axis, ((before, after), n) in enumerate(zip(spec.padding, size, strict=True)):
+            if max(before, after) > n:
                 raise ValueError(
-                    f"image_size={image}: circular padding of {max(before, after)} exceeds the "
-                    f"image {axis} {size}; circular 'same' convolution needs padding ≤ size"
+                    f"{name}={size}: circular padding of {max(before, after)} exceeds the "
+                    f"side {n} of axis {axis}; circular 'same' convolution needs padding ≤ size"
                 )
         return
     reach = np.abs(offsets).max(axis=0)
-    if reach[0] >= grid[0] or reach[1] >= grid[1]:
+    if any(int(r) >= g for r, g in zip(reach, grid, strict=True)):
+        shown = "×".join(map(str, grid))
+        least = "×".join(str(int(r) + 1) for r in reach)
         raise ValueError(
-            f"image_size={image} gives a {grid[0]}×{grid[1]} {tokens} grid, too small for this "
-            f"kernel: it reaches tokens {tuple(int(r) for r in reach)} away, which no key − query "
-            f"offset on that grid expresses; use a grid of at least "
-            f"{int(reach[0]) + 1}×{int(reach[1]) + 1} {tokens}"
+            f"{name}={size} gives a {shown} {tokens} grid, too small for this kernel: it "
+            f"reaches tokens {tuple(int(r) for r in reach)} away, which no key − query offset "
+            f"on that grid expresses; use a grid of at least {least} {tokens}"
         )
 
 
-def _head_tables(
+def head_tables(
     head_offsets: torch.Tensor,
-    grid: tuple[int, int],
+    grid: tuple[int, ...],
     circular: bool,
     beta: float | None,
     dtype: torch.dtype,
 ) -> torch.Tensor:
-    """Return the bias tables (N, 2gh−1, 2gw−1): 0 where key − query hits the head's offset."""
-    hits = []
+    """Return the bias tables (N, 2g_1−1, …, 2g_d−1): 0 where key − query hits the head's offset."""
+    hit = None
     for axis, g in enumerate(grid):
         rel = torch.arange(-(g - 1), g, device=head_offsets.device)  # key − query on this axis
         diff = rel[None, :] - head_offsets[:, axis, None]  # (N, 2g−1)
-        hits.append(diff % g == 0 if circular else diff == 0)
-    hit = hits[0][:, :, None] & hits[1][:, None, :]
+        axis_hit = diff % g == 0 if circular else diff == 0
+        shape = [axis_hit.shape[0]] + [1] * len(grid)
+        shape[axis + 1] = 2 * g - 1
+        axis_hit = axis_hit.reshape(shape)
+        hit = axis_hit if hit is None else hit & axis_hit
     off = -math.inf if beta is None else -beta
     zero = torch.zeros((), dtype=dtype, device=head_offsets.device)
     return torch.where(hit, zero, torch.full_like(zero, off))
@@ -101,7 +123,7 @@ def _heads_from_svd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return (offset index per head, W_V, W_O): ⌈rank(M_Δ)/Dh⌉ heads for each offset Δ.
 
-    SPEC T1/T2 with a head-dim budget: M_Δ = U Σ Vᵀ truncated at its numerical rank (float64;
+    T1/T2 with a head-dim budget: M_Δ = U Σ Vᵀ truncated at its numerical rank (float64;
     singular values below max(E, F)·ε·max σ are dropped), split into chunks of Dh components.
     Each SVD runs on the block's non-zero rows and columns only: a corner block of a P = 16
     patch construction is 3 × 192 there, not 768 × 16384.
@@ -144,7 +166,7 @@ def _layer_from_blocks(
     make_blocks: Callable[[torch.dtype], torch.Tensor],
     widths: tuple[int, int],
     out_bias: torch.Tensor | None,
-    grid: tuple[int, int],
+    grid: tuple[int, ...],
     *,
     head_dim: int | None,
     beta: float | None,
@@ -167,7 +189,7 @@ def _layer_from_blocks(
         owner, w_v, w_o = _heads_from_svd(make_blocks(torch.float64), Dh)
         head_offsets, w_v, w_o = offsets_t[owner], w_v.to(dtype), w_o.to(dtype)
     N = len(head_offsets)
-    rel_bias = _head_tables(head_offsets, grid, spec.circular, beta, dtype)
+    rel_bias = head_tables(head_offsets, grid, spec.circular, beta, dtype)
     sink = None
     if not spec.circular:
         sink = torch.full(
@@ -184,101 +206,78 @@ def _layer_from_blocks(
     )  # fmt: skip
 
 
-def pixel_mhsa_from_conv(
-    conv: nn.Conv2d,
-    image_size: int | tuple[int, int],
+def mhsa_from_conv(
+    conv: nn.Module,
+    input_size: int | tuple[int, ...],
+    patch_size: int | tuple[int, ...] | None = None,
     *,
     head_dim: int | None = None,
     beta: float | None = None,
-    attention: str = "sdpa",
+    attention: str = "auto",
     dtype: torch.dtype | None = None,
     qk_dim: int | None = None,
 ) -> RelPosMHSA:
-    """Return an MHSA layer on pixel tokens (B, H·W, C) → (B, H·W, D) equal to `conv`. SPEC T1.
+    """Return an MHSA layer on the tokens of `constructions.to_tokens` that equals `conv`. T1/T2.
 
-    |S| heads (k² for a dense kernel), head dim min(C, D); with `head_dim` smaller than that,
-    Σ_δ ⌈rank(M_δ)/head_dim⌉ heads. `beta` gives the finite-temperature layer instead.
-    `qk_dim` sets the width of the (zero) queries and keys, by default the head dim as in a
-    standard MHSA; any width gives the same output, 1 the cheapest.
+    `conv` is an `nn.Conv1d`, `nn.Conv2d` or `nn.Conv3d` (stride 1, 'same', zero or circular
+    padding, any groups, dilation, bias and kernel shape); `input_size` its d spatial sizes.
+    `patch_size=None` gives one token per position and |S| heads (T1); an int or a tuple per axis
+    gives patch tokens and |N(S, P)| heads (T2). With `head_dim` smaller than min(E, F),
+    Σ_Δ ⌈rank(M_Δ)/head_dim⌉ heads. `beta` gives the finite-temperature layer; `qk_dim` the width
+    of the zero queries and keys (default: the head dim; any width gives the same output);
+    `attention` the evaluation path of `RelPosMHSA`.
 
-    >>> conv = nn.Conv2d(3, 4, 5, padding="same")
-    >>> layer = pixel_mhsa_from_conv(conv, (8, 8))
-    >>> layer.num_heads
-    25
+    >>> mhsa_from_conv(nn.Conv3d(3, 4, 3, padding="same"), (4, 32, 32), (2, 16, 16)).num_heads
+    27
+    >>> mhsa_from_conv(nn.Conv1d(1, 1, 7, padding="same"), 16, 4).num_heads
+    3
     """
+    return _build(
+        conv, input_size, patch_size, "input_size", head_dim=head_dim, beta=beta,
+        attention=attention, dtype=dtype, qk_dim=qk_dim,
+    )  # fmt: skip
+
+
+def _build(
+    conv: nn.Module,
+    input_size: object,
+    patch_size: object,
+    size_name: str,
+    *,
+    head_dim: int | None,
+    beta: float | None,
+    attention: str,
+    dtype: torch.dtype | None,
+    qk_dim: int | None,
+) -> RelPosMHSA:
+    """Return the T1/T2 layer of `mhsa_from_conv`; errors name the size parameter `size_name`."""
     spec = conv_spec(conv)
-    image = positive_pair(image_size, "image_size")
+    size = input_shape(spec, input_size, size_name)
     if head_dim is not None:
         head_dim = positive_int(head_dim, "head_dim")
-    offsets = kernel_support(spec.kernel_size, spec.dilation)
-    _check_grid(spec, offsets, image, image, "pixel")
+    if patch_size is None:
+        Ps, tokens = (1,) * spec.dims, "pixel"
+        offsets = kernel_support(spec.kernel_size, spec.dilation)
+        grid = size
 
-    def make_blocks(dtype: torch.dtype) -> torch.Tensor:
-        return pixel_blocks(spec.weight.to(dtype), spec.groups, spec.dilation)[1]
+        def make_blocks(dtype: torch.dtype) -> torch.Tensor:
+            return pixel_blocks(spec.weight.to(dtype), spec.groups, spec.dilation)[1]
+    else:
+        Ps, tokens = per_axis(patch_size, "patch_size", spec.dims), "patch"
+        grid = patch_grid(size, Ps, size_name)
+        offsets = patch_neighbourhood(spec.kernel_size, Ps, spec.dilation)
 
-    widths = (spec.in_channels, spec.out_channels)
+        def make_blocks(dtype: torch.dtype) -> torch.Tensor:
+            return patch_blocks(spec.weight.to(dtype), Ps, spec.groups, spec.dilation)[1]
+
+    check_grid(spec, offsets, grid, size, tokens, size_name)
+    inner = math.prod(Ps)
+    bias = None if spec.bias is None else spec.bias.repeat(inner)  # (p_1, …, p_d, D) order
     return _layer_from_blocks(
         spec,
         offsets,
         make_blocks,
-        widths,
-        spec.bias,
-        image,
-        head_dim=head_dim,
-        beta=beta,
-        attention=attention,
-        dtype=dtype,
-        qk_dim=qk_dim,
-    )
-
-
-def patch_mhsa_from_conv(
-    conv: nn.Conv2d,
-    image_size: int | tuple[int, int],
-    patch_size: int,
-    *,
-    head_dim: int | None = None,
-    beta: float | None = None,
-    attention: str = "sdpa",
-    dtype: torch.dtype | None = None,
-    qk_dim: int | None = None,
-) -> RelPosMHSA:
-    """Return an MHSA layer on patch tokens (B, h·w, P²C) → (B, h·w, P²D) equal to `conv`. SPEC T2.
-
-    |N(S, P)| heads (9 for any kernel with reach ≤ P), head dim min(P²C, P²D); with a smaller
-    `head_dim`, Σ_Δ ⌈rank(M_Δ)/head_dim⌉ heads. `beta` gives the finite-temperature layer;
-    `qk_dim` the width of the zero queries and keys (default: the head dim).
-
-    >>> conv = nn.Conv2d(3, 4, 5, padding="same")
-    >>> patch_mhsa_from_conv(conv, (16, 16), 4).num_heads
-    9
-    """
-    spec = conv_spec(conv)
-    image = positive_pair(image_size, "image_size")
-    P = positive_int(patch_size, "patch_size")
-    if head_dim is not None:
-        head_dim = positive_int(head_dim, "head_dim")
-    if P > min(image):
-        raise ValueError(f"patch_size={P} is larger than the image {image}")
-    if image[0] % P or image[1] % P:
-        raise ValueError(
-            f"image_size={image} is not divisible by patch_size={P}: patch tokens need "
-            "H and W to be multiples of the patch size"
-        )
-    grid = (image[0] // P, image[1] // P)
-    offsets = patch_neighbourhood(spec.kernel_size, P, spec.dilation)
-    _check_grid(spec, offsets, grid, image, "patch")
-
-    def make_blocks(dtype: torch.dtype) -> torch.Tensor:
-        return patch_blocks(spec.weight.to(dtype), P, spec.groups, spec.dilation)[1]
-
-    bias = None if spec.bias is None else spec.bias.repeat(P * P)  # (p1, p2, D) order
-    widths = (P * P * spec.in_channels, P * P * spec.out_channels)
-    return _layer_from_blocks(
-        spec,
-        offsets,
-        make_blocks,
-        widths,
+        (inner * spec.in_channels, inner * spec.out_channels),
         bias,
         grid,
         head_dim=head_dim,
@@ -287,3 +286,68 @@ def patch_mhsa_from_conv(
         dtype=dtype,
         qk_dim=qk_dim,
     )
+
+
+def _require_2d(conv: nn.Module, builder: str) -> None:
+    if isinstance(conv, (nn.Conv1d, nn.Conv3d)):
+        raise TypeError(
+            f"{builder} takes an nn.Conv2d, got {type(conv).__name__}; use "
+            "constructions.mhsa_from_conv for 1-D and 3-D convolutions"
+        )
+
+
+def pixel_mhsa_from_conv(
+    conv: nn.Conv2d,
+    image_size: int | tuple[int, int],
+    *,
+    head_dim: int | None = None,
+    beta: float | None = None,
+    attention: str = "auto",
+    dtype: torch.dtype | None = None,
+    qk_dim: int | None = None,
+) -> RelPosMHSA:
+    """Return an MHSA layer on pixel tokens (B, H·W, C) → (B, H·W, D) equal to `conv`. T1.
+
+    The 2-D case of `mhsa_from_conv` with `patch_size=None`: |S| heads (k² for a dense kernel),
+    head dim min(C, D); with a smaller `head_dim`, Σ_δ ⌈rank(M_δ)/head_dim⌉ heads.
+
+    >>> conv = nn.Conv2d(3, 4, 5, padding="same")
+    >>> layer = pixel_mhsa_from_conv(conv, (8, 8))
+    >>> layer.num_heads
+    25
+    """
+    _require_2d(conv, "pixel_mhsa_from_conv")
+    return _build(
+        conv, image_size, None, "image_size", head_dim=head_dim, beta=beta, attention=attention,
+        dtype=dtype, qk_dim=qk_dim,
+    )  # fmt: skip
+
+
+def patch_mhsa_from_conv(
+    conv: nn.Conv2d,
+    image_size: int | tuple[int, int],
+    patch_size: int | tuple[int, int],
+    *,
+    head_dim: int | None = None,
+    beta: float | None = None,
+    attention: str = "auto",
+    dtype: torch.dtype | None = None,
+    qk_dim: int | None = None,
+) -> RelPosMHSA:
+    """Return an MHSA layer on patch tokens (B, h·w, P²C) → (B, h·w, P²D) equal to `conv`. T2.
+
+    The 2-D case of `mhsa_from_conv`: |N(S, P)| heads (9 for any kernel with reach ≤ P), head dim
+    min(P²C, P²D); with a smaller `head_dim`, Σ_Δ ⌈rank(M_Δ)/head_dim⌉ heads. `patch_size` may be
+    a pair (rectangular patches).
+
+    >>> conv = nn.Conv2d(3, 4, 5, padding="same")
+    >>> patch_mhsa_from_conv(conv, (16, 16), 4).num_heads
+    9
+    """
+    _require_2d(conv, "patch_mhsa_from_conv")
+    if patch_size is None:
+        raise TypeError("patch_mhsa_from_conv needs a patch_size (use pixel_mhsa_from_conv)")
+    return _build(
+        conv, image_size, patch_size, "image_size", head_dim=head_dim, beta=beta,
+        attention=attention, dtype=dtype, qk_dim=qk_dim,
+    )  # fmt: skip
