@@ -12,17 +12,12 @@ from hypothesis import strategies as st
 from strategies import conv_cases
 
 from constructions.blocks import patch_blocks
+from constructions.geometry import patch_neighbourhood
 from theory import head_bounds, heads_necessary, heads_sufficient
-from theory.bounds import (
-    coefficient_matrix,
-    kernel_shape,
-    patch_block,
-    structural_bound,
-    term_rank,
-    witness_kernel,
-)
+from theory.bounds import kernel_shape, structural_bound
+from theory.coefficients import coefficient_matrix, patch_block, term_rank
 from theory.exact import rank_domainmatrix
-from theory.neighbourhoods import patch_neighbourhood
+from theory.witnesses import random_witness
 
 
 @st.composite
@@ -46,7 +41,7 @@ def shapes(draw: st.DrawFn, odd_dense: bool = False) -> dict:
 
 
 def test_the_spec_examples_come_out_right() -> None:
-    # SPEC §2: |S| = k² and s = min(|S|, C·D) = min(25, 64) = 25 for pixels; reach 2 ≤ P = 16 gives
+    # T1–T3: |S| = k² and s = min(|S|, C·D) = min(25, 64) = 25 for pixels; reach 2 ≤ P = 16 gives
     # |N| = 9 and s = min(9, 31²·64) = 9 for patches.
     assert (
         heads_sufficient(5, in_channels=8, out_channels=8),
@@ -60,7 +55,7 @@ def test_the_spec_examples_come_out_right() -> None:
     assert heads_necessary(3, in_channels=1, out_channels=1) == 1
     # k = 7, P = 2: |N| = 25, but G has (2P−1)²·C·D = 9 columns, so s = 9.
     assert heads_sufficient(7, 2) == 25 and heads_necessary(7, 2) == 9
-    # SPEC: P = 2, k = 9, C = 1, D = 2 gives 18 = 9·2 columns < |N| = 25.
+    # T3: P = 2, k = 9, C = 1, D = 2 gives 18 = 9·2 columns < |N| = 25.
     assert heads_necessary(9, 2, out_channels=2) == 18
 
 
@@ -85,7 +80,7 @@ def test_generic_span_equals_the_exact_rank_of_an_independent_random_kernel(shap
     P = shape.pop("patch_size")
     bounds = head_bounds(patch_size=P, **shape)
     ks = kernel_shape(**shape)
-    other = witness_kernel(ks, seed + 1)
+    other = random_witness(ks.weight_shape(), seed + 1)
     G = coefficient_matrix(other, P, groups=ks.groups, dilation=ks.dilation)[1]
     rank = rank_domainmatrix(G)  # sympy, independent of the FLINT route
     assert rank <= bounds.upper_bound
@@ -179,3 +174,58 @@ def test_patch_head_dim_bound_never_exceeds_the_sufficient_heads() -> None:
 def test_bad_arguments_raise_a_clear_error(kwargs, error, match) -> None:
     with pytest.raises(error, match=match):
         head_bounds(**kwargs)
+
+
+@st.composite
+def nd_shapes(draw: st.DrawFn) -> dict:
+    """Draw a 1-D or 3-D kernel shape with per-axis kernel, dilation and patch sizes."""
+    d = draw(st.sampled_from([1, 3]), label="d")
+    axis = st.integers(1, 3 if d == 3 else 6)
+    return dict(
+        kernel_size=tuple(draw(axis, label="k") for _ in range(d)),
+        patch_size=draw(st.one_of(st.none(), st.tuples(*[st.integers(1, 3)] * d)), label="P"),
+        dilation=tuple(draw(st.integers(1, 2), label="dilation") for _ in range(d)),
+        in_channels=draw(st.integers(1, 2), label="C"),
+        out_channels=draw(st.integers(1, 2), label="D"),
+    )
+
+
+@given(shape=nd_shapes(), seed=st.integers(0, 2**16))
+def test_one_and_three_d_bounds_equal_a_brute_force_rank_of_the_blocks(shape, seed) -> None:
+    # brute force: the exact rank of the stacked blocks M_Δ of a random kernel, built by
+    # constructions.blocks (index arithmetic on the convolution), not through G
+    P = shape.pop("patch_size")
+    bounds = head_bounds(patch_size=P, **shape)
+    ks = kernel_shape(**shape)
+    weight = random_witness(ks.weight_shape(), seed + 7)
+    blocks = patch_blocks(weight, P or (1,) * ks.dims, 1, ks.dilation)[1]
+    assert rank_domainmatrix(blocks.reshape(len(blocks), -1).numpy()) == bounds.span_dim
+    assert bounds.sufficient == len(patch_neighbourhood(ks.kernel_size, P or 1, ks.dilation))
+
+
+def test_pixel_and_channel_rich_shapes_need_no_matrix_at_all() -> None:
+    # pixel tokens, or C·D/g ≥ |N|: s = min(|N|, C·D/g) in closed form, at any size
+    b = head_bounds(4000, in_channels=3000, out_channels=3000)
+    assert (b.sufficient, b.span_dim, b.tight) == (16_000_000, 9_000_000, True)
+    b = head_bounds(3, 16, in_channels=768, out_channels=768)
+    assert (b.span_dim, b.upper_bound) == (9, 9)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(kernel_size=40000, patch_size=2), r"the coefficient pattern would have \|N\|"),
+        (dict(kernel_size=2**32), r"^kernel_size=4294967296 is too large: at most 2147483648"),
+        (dict(kernel_size=3, patch_size=2, dilation=2**40), r"^dilation=1099511627776 is too"),
+    ],
+    ids=["pattern", "kernel", "dilation"],
+)
+def test_huge_shapes_are_refused_at_once_naming_the_size(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        head_bounds(**kwargs)
+
+
+def test_bfloat16_kernels_have_exact_bounds() -> None:
+    conv = torch.nn.Conv2d(2, 2, 3, padding="same", dtype=torch.bfloat16)
+    assert head_bounds(kernel=conv, patch_size=2).span_dim == 9
+    assert heads_necessary(kernel=conv.weight.detach()) == 4

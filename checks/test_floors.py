@@ -43,7 +43,7 @@ def test_singular_values_are_those_of_the_stacked_blocks() -> None:
 def test_fits_stay_above_the_floor_below_s_and_reach_zero_at_s(c, k, P, image) -> None:
     conv = _conv(c, c, k, 2)
     s = head_bounds(kernel=conv, patch_size=P).span_dim
-    assert s == 9  # generic kernels: s = |N| = 9 in both cases (SPEC T3)
+    assert s == 9  # generic kernels: s = |N| = 9 in both cases (T3)
     for n in (1, s - 1, s):
         r = fit_heads(conv, n, image, P, steps=60)
         assert r.span_dim == s

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from constructions.geometry import patch_neighbourhood
 from pipeline.model import ConvMixer, ViT, ViTConfig
-from theory.neighbourhoods import patch_neighbourhood
 
 
 def _reference_mixer(t: torch.Tensor, conv: torch.nn.Conv2d, grid: tuple[int, int], Pp: int,

@@ -68,3 +68,14 @@ def test_finite_temperature_softmax_tends_to_the_one_hot_weights() -> None:
 )
 def test_generic_rank_over_the_function_field_equals_the_witness_rank(shape, P) -> None:
     assert generic_rank(patch_size=P, **shape) == head_bounds(patch_size=P, **shape).span_dim
+
+
+@pytest.mark.parametrize(
+    ("kernel", "P", "circular"),
+    [((3,), None, False), ((5,), 2, False), ((4,), 3, True), ((2, 3, 2), None, False),
+     ((3, 3, 3), (1, 2, 2), False), ((3, 2, 3), (2, 1, 2), True)],
+    ids=["1d-pixel", "1d-chunks", "1d-even-circular", "3d-voxel", "3d-tubelet",
+         "3d-tubelet-circular"],
+)  # fmt: skip
+def test_construction_identity_holds_in_one_and_three_dimensions(kernel, P, circular) -> None:
+    assert construction_residuals(kernel, P, out_channels=2, circular=circular) == []

@@ -1,51 +1,38 @@
-"""Statements of SPEC.md as code: neighbourhoods, head bounds, certificates, proofs, tightness.
+"""Statements as code: neighbourhoods, head bounds (T1–T3), certificates, exact minima (T4), proofs.
 
-`constructions` imports `theory._validate` and `theory.neighbourhoods`, and the bounds import
-`constructions`; so the names below that need `constructions` load on first use (PEP 562), which
-keeps `import constructions` and `import theory` working in either order.
+`theory` sits above `constructions` (README, Layout): it uses the geometry and the layers built
+there, never the other way round. The stand-alone certificate checker, `theory/checker.py`,
+imports nothing of the project at all.
 """
 
 from __future__ import annotations
 
-import importlib
-
-from theory.neighbourhoods import (
+from constructions.geometry import (
     kernel_reach,
     kernel_support,
     neighbourhood_size,
     patch_neighbourhood,
 )
-
-_LAZY = {
-    "Certificate": "theory.certificates",
-    "HeadBounds": "theory.bounds",
-    "certify_lower_bound": "theory.certificates",
-    "head_bounds": "theory.bounds",
-    "heads_necessary": "theory.bounds",
-    "heads_sufficient": "theory.bounds",
-    "recheck": "theory.certificates",
-    "tight_mhsa_from_conv": "theory.tightness",
-    "tight_plan": "theory.tightness",
-}
+from theory.bounds import HeadBounds, head_bounds, heads_necessary, heads_sufficient
+from theory.certificates import Certificate, CertificateError, certify_lower_bound, recheck
+from theory.minimum import MinimumHeads, minimum_heads
+from theory.tightness import tight_mhsa_from_conv, tight_plan
 
 __all__ = [
     "Certificate",
+    "CertificateError",
     "HeadBounds",
+    "MinimumHeads",
     "certify_lower_bound",
     "head_bounds",
     "heads_necessary",
     "heads_sufficient",
     "kernel_reach",
     "kernel_support",
+    "minimum_heads",
     "neighbourhood_size",
     "patch_neighbourhood",
     "recheck",
     "tight_mhsa_from_conv",
     "tight_plan",
 ]
-
-
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'theory' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""`python -m theory bounds ...` (SPEC §4): see `theory.cli`."""
+"""`python -m theory bounds|minimum|recheck ...`: see `theory.cli`."""
 
 import sys
 

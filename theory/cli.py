@@ -1,28 +1,39 @@
-"""`python -m theory bounds`: sufficient and necessary heads for pixel and patch input (SPEC §4).
+"""`python -m theory`: head bounds, exact minima, certificate re-checks (README, How many heads?).
 
-    python -m theory bounds --kernel-size K --patch-size P [--dilation D] [--in-channels C]
-        [--out-channels D] [--head-dim DH] [--certify] [--json]
+    python -m theory bounds --kernel-size K --patch-size P [--dims N] [--dilation D]
+        [--in-channels C] [--out-channels D] [--groups G] [--head-dim DH] [--certify]
+        [--certificates DIR] [--minimum] [--sample N] [--json]
+    python -m theory minimum --weights FILE.pt [--patch-size P] [--image-size S] [--json]
+        [--certificates DIR]
+    python -m theory recheck FILE|DIR
 
-`--kernel-size` takes `K` or `KHxKW`; `--kernel-size` and `--patch-size` take comma lists, and a
-sweep prints one table row (or one JSON object in a list) per combination, with a progress bar on
-stderr. Bad arguments exit with status 2 and one readable line on stderr.
+Sizes are `K`, `KxK` or `KxKxK` (one number per axis; a single number means the same on every
+axis of `--dims`, default 2); `--kernel-size` and `--patch-size` take comma lists, and a sweep
+prints one row (or one JSON object in a list) per combination. Bad arguments exit with status 2
+and one line on stderr; `recheck` exits 1 with `rejected: <reason>` when a certificate fails.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import json
+import re
 import sys
+from decimal import Decimal
+from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
-from theory._validate import positive_int
-from theory.bounds import head_bounds
-from theory.certificates import certify_lower_bound
+from constructions.validate import MAX_SIZE, SPATIAL_DIMS
+from theory.certificates import CertificateError, recheck
+from theory.minimum import minimum_heads
+from theory.records import bounds_record, bounds_table, minimum_row, minimum_table, size_text
 
-__all__ = ["bounds_record", "main"]
+__all__ = ["main", "parse_sizes"]
+
+_SIZE = re.compile(r"^\+?\d+(x\+?\d+){0,2}$")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,175 +42,279 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _kernel_sizes(text: str) -> list[tuple[int, int]]:
-    sizes = []
-    for item in text.split(","):
-        parts = item.strip().lower().split("x")
-        if len(parts) not in (1, 2) or not all(p.strip().lstrip("+").isdigit() for p in parts):
-            raise ValueError(f"--kernel-size: {item.strip()!r} is not K or KHxKW with integers ≥ 1")
-        kh, kw = (int(parts[0]), int(parts[-1]))
-        sizes.append((positive_int(kh, "--kernel-size"), positive_int(kw, "--kernel-size")))
-    return sizes
-
-
-def _ints(text: str, name: str) -> list[int]:
-    values = []
-    for item in text.split(","):
-        if not item.strip().lstrip("+").isdigit():
-            raise ValueError(f"{name}: {item.strip()!r} is not an integer ≥ 1")
-        values.append(positive_int(int(item), name))
+def _size(item: str, name: str) -> tuple[int, ...]:
+    text = item.strip().lower()
+    if not _SIZE.match(text):
+        raise ValueError(f"{name}: {item.strip()!r} is not N, NxN or NxNxN with integers ≥ 1")
+    values = tuple(int(v) for v in text.split("x"))
+    for v in values:
+        if v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v}")
+        if v > MAX_SIZE:
+            raise ValueError(f"{name}={v} is too large: at most {MAX_SIZE} is supported")
     return values
 
 
-def bounds_record(
-    kernel_size: tuple[int, int],
-    patch_size: int,
-    *,
-    dilation: int = 1,
-    in_channels: int = 1,
-    out_channels: int = 1,
-    head_dim: int | None = None,
-    certify: bool = False,
-) -> dict:
-    """Return the JSON object of one combination: {"pixel": {...}, "patch": {...}, ...}. SPEC §4."""
-    shape = dict(dilation=dilation, in_channels=in_channels, out_channels=out_channels)
-    record: dict = {
-        "kernel_size": list(kernel_size),
-        "patch_size": patch_size,
-        "dilation": dilation,
-        "in_channels": in_channels,
-        "out_channels": out_channels,
-        "head_dim": head_dim,
-    }
-    for tokens, P in (("pixel", None), ("patch", patch_size)):
-        record[tokens] = _tokens_entry(kernel_size, P, head_dim, certify, **shape)
-    return record
+def parse_sizes(text: str, name: str) -> list[tuple[int, ...]]:
+    """Return the sizes of a comma list (`3,5x3`, `2x16x16`), each a tuple of its axes."""
+    return [_size(item, name) for item in text.split(",")]
 
 
-@functools.cache
-def _tokens_entry(
-    kernel_size: tuple[int, int], P: int | None, head_dim: int | None, certify: bool, **shape: int
-) -> dict:
-    """Return the "pixel" (P None) or "patch" entry; cached, so sweeps over P compute pixel once."""
-    b = head_bounds(kernel_size, P, head_dim=head_dim, **shape)
-    entry = {
-        "sufficient": b.sufficient,
-        "necessary": b.necessary,
-        "offsets": b.offsets,
-        "span_dim": b.span_dim,
-        "upper_bound": b.upper_bound,
-        "tight": b.tight,
-        "stacked_ranks": None if b.stacked_ranks is None else list(b.stacked_ranks),
-        "stacked_exact": b.stacked_exact,
-    }
-    if certify:
-        cert = certify_lower_bound(kernel_size, P, **shape)
-        entry["certificate"] = {
-            "bound": cert.bound,
-            "rank": cert.rank,
-            "tight": cert.tight,
-            "prime": cert.prime,
-            "det_mod_p": cert.det_mod_p,
-            "minor_size": len(cert.minor_rows),
-            "rank_method": cert.rank_method,
-            "seconds": round(cert.seconds, 4),
-        }
-    return entry
-
-
-def _table(records: list[dict], certify: bool) -> str:
-    head = [
-        "kernel",
-        "P",
-        "C",
-        "D",
-        "Dh",
-        "tokens",
-        "|N|",
-        "s",
-        "struct",
-        "sufficient",
-        "necessary",
-    ] + (["cert s", "cert time"] if certify else [])
-    rows = [head]
-    shown_pixels = set()
-    for r in records:
-        for tokens in ("pixel", "patch"):
-            e = r[tokens]
-            if tokens == "pixel":  # the pixel row does not depend on P: once per kernel
-                if tuple(r["kernel_size"]) in shown_pixels:
-                    continue
-                shown_pixels.add(tuple(r["kernel_size"]))
-            row = [
-                "x".join(map(str, r["kernel_size"])),
-                str(r["patch_size"]) if tokens == "patch" else "-",
-                str(r["in_channels"]),
-                str(r["out_channels"]),
-                str(r["head_dim"] or "-"),
-                tokens,
-                str(e["offsets"]),
-                str(e["span_dim"]),
-                f"{e['upper_bound']}{'' if e['tight'] else ' (not met)'}",
-                str(e["sufficient"]),
-                str(e["necessary"]) + ("" if e["stacked_exact"] else " (≥)"),
-            ]
-            if certify:
-                c = e["certificate"]
-                row += [str(c["bound"]), f"{c['seconds']:.3f}s"]
-            rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    return "\n".join(
-        "  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0, or 2 for bad arguments). SPEC §4."""
-    parser = _Parser(prog="python -m theory", description="Head-count bounds (SPEC §2, §4).")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    b = sub.add_parser("bounds", help="sufficient and necessary heads, pixel and patch tokens")
-    b.add_argument("--kernel-size", required=True, help="K or KHxKW, or a comma list")
-    b.add_argument("--patch-size", required=True, help="P, or a comma list")
-    b.add_argument("--dilation", default="1")
-    b.add_argument("--in-channels", default="1")
-    b.add_argument("--out-channels", default="1")
-    b.add_argument("--head-dim", default=None)
-    b.add_argument("--certify", action="store_true", help="add an exact lower-bound certificate")
-    b.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
-    try:
-        kernels = _kernel_sizes(args.kernel_size)
-        patches = _ints(args.patch_size, "--patch-size")
-        (dilation,) = _single(args.dilation, "--dilation")
-        (c_in,) = _single(args.in_channels, "--in-channels")
-        (c_out,) = _single(args.out_channels, "--out-channels")
-        head_dim = None if args.head_dim is None else _single(args.head_dim, "--head-dim")[0]
-        combos = list(itertools.product(kernels, patches))
-        records = [
-            bounds_record(
-                k,
-                P,
-                dilation=dilation,
-                in_channels=c_in,
-                out_channels=c_out,
-                head_dim=head_dim,
-                certify=args.certify,
+def _per_dims(sizes: list[tuple[int, ...]], name: str, dims: int) -> list[tuple[int, ...]]:
+    out = []
+    for size in sizes:
+        if len(size) == 1:
+            size = size * dims
+        if len(size) != dims:
+            raise ValueError(
+                f"{name}: {size_text(size)} has {len(size)} axes, but the sizes have {dims} "
+                f"(give one number or {dims} of them, or set --dims)"
             )
-            for k, P in tqdm(combos, disable=len(combos) < 4, file=sys.stderr, desc="bounds")
-        ]
-    except (TypeError, ValueError) as err:
-        sys.stderr.write(f"python -m theory bounds: error: {err}\n")
-        return 2
-    sweep = len(combos) > 1
+        out.append(size)
+    return out
+
+
+def _dims(args: argparse.Namespace, named: dict[str, list[tuple[int, ...]]]) -> int:
+    """Return d: the axes of the sizes written with `x`, else --dims (default 2)."""
+    written = {(name, size_text(s), len(s)) for name, sizes in named.items() for s in sizes
+               if len(s) > 1}  # fmt: skip
+    axes = {n for _, _, n in written}
+    if len(axes) > 1:
+        shown = ", ".join(f"{name} {text} has {n}" for name, text, n in sorted(written))
+        raise ValueError(f"sizes with different numbers of axes: {shown}")
+    dims = _single(args.dims, "--dims")
+    if dims not in SPATIAL_DIMS:
+        raise ValueError(f"--dims must be 1, 2 or 3, got {dims}")
+    if axes and args.dims_given and axes != {dims}:
+        raise ValueError(f"--dims {dims} contradicts sizes with {axes.pop()} axes")
+    return axes.pop() if axes else dims
+
+
+def _single(text: str, name: str) -> int:
+    (value,) = _size(text, name) if "," not in text else (None,)
+    if value is None:
+        raise ValueError(f"{name} takes one integer, got {text!r}")
+    return value
+
+
+def _write_certificates(directory: str, named: list[tuple[str, dict]]) -> None:
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for name, data in named:
+        (path / f"{name}.json").write_text(json.dumps(data, separators=(",", ":")))
+
+
+def _bounds(args: argparse.Namespace) -> int:
+    kernels = parse_sizes(args.kernel_size, "--kernel-size")
+    patches = parse_sizes(args.patch_size, "--patch-size")
+    dilations = parse_sizes(args.dilation, "--dilation")
+    if len(dilations) != 1:
+        raise ValueError(f"--dilation takes one size, got {args.dilation!r}")
+    dims = _dims(args, {"--kernel-size": kernels, "--patch-size": patches,
+                        "--dilation": dilations})  # fmt: skip
+    kernels, patches = (
+        _per_dims(kernels, "--kernel-size", dims),
+        _per_dims(patches, "--patch-size", dims),
+    )
+    (dilation,) = _per_dims(dilations, "--dilation", dims)
+    shape = dict(
+        in_channels=_single(args.in_channels, "--in-channels"),
+        out_channels=_single(args.out_channels, "--out-channels"),
+        groups=_single(args.groups, "--groups"),
+        head_dim=None if args.head_dim is None else _single(args.head_dim, "--head-dim"),
+        sample=0 if args.sample is None else _single(args.sample, "--sample"),
+    )
+    certify = args.certify or args.certificates is not None
+    combos = list(itertools.product(kernels, patches))
+    records = [
+        bounds_record(k, P, dilation=dilation, certify=certify, minimum=args.minimum, **shape)
+        for k, P in tqdm(combos, disable=len(combos) < 4, file=sys.stderr, desc="bounds")
+    ]
+    if args.certificates is not None:
+        named = []
+        for r in records:
+            stem = f"k{size_text(r['kernel_size'])}-C{r['in_channels']}-D{r['out_channels']}"
+            named.append((f"{stem}-pixel", r["pixel"]["certificate"]))
+            P = r["patch_size"]
+            named.append((f"{stem}-P{P if isinstance(P, int) else size_text(P)}",
+                          r["patch"]["certificate"]))  # fmt: skip
+        _write_certificates(args.certificates, named)
     if args.json:
+        sweep = len(combos) > 1
         print(json.dumps(records if sweep else records[0], indent=None if sweep else 2))
     else:
-        print(_table(records, args.certify))
+        print(bounds_table(records, certify))
     return 0
 
 
-def _single(text: str, name: str) -> list[int]:
-    values = _ints(text, name)
-    if len(values) != 1:
-        raise ValueError(f"{name} takes one integer, got {text!r}")
-    return values
+def _kernels(path: str) -> list[tuple[str, torch.Tensor]]:
+    """Return the convolution kernels (3-, 4- or 5-d weights) of a saved state_dict or tensor."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"--weights: no file {path!r}") from None
+    except Exception as err:  # torch raises many types for a file that is not a checkpoint
+        raise ValueError(
+            f"--weights: {path!r} is not a saved tensor or state_dict ({err})"
+        ) from None
+    if isinstance(obj, torch.Tensor):
+        items = [("tensor", obj)]
+    elif isinstance(obj, dict):
+        items = [(str(k), v) for k, v in obj.items() if isinstance(v, torch.Tensor)]
+    else:
+        raise ValueError(f"--weights: {path!r} holds a {type(obj).__name__}, not a state_dict")
+    kernels = [
+        (name, t) for name, t in items
+        if t.ndim in (3, 4, 5) and t.dtype.is_floating_point and name.endswith(("weight", "tensor"))
+    ]  # fmt: skip
+    if not kernels:
+        raise ValueError(
+            f"--weights: {path!r} holds no convolution kernel (a 3-, 4- or 5-d weight)"
+        )
+    return kernels
+
+
+def _minimum(args: argparse.Namespace) -> int:
+    kernels = _kernels(args.weights)
+    rows = []
+    for name, weight in kernels:
+        dims = weight.ndim - 2
+        patch = None
+        if args.patch_size is not None:
+            (patch,) = _per_dims(parse_sizes(args.patch_size, "--patch-size"), "--patch-size", dims)
+        image = None
+        if args.image_size is not None:
+            (image,) = _per_dims(parse_sizes(args.image_size, "--image-size"), "--image-size", dims)
+        result = minimum_heads(weight, patch, image_size=image)
+        row = minimum_row(name, result, patch)
+        row["shape"] = list(weight.shape)
+        rows.append(row)
+    if args.certificates is not None:
+        _write_certificates(args.certificates, [(r["name"], r["certificate"]) for r in rows])
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(minimum_table(rows))
+    return 0
+
+
+def _certificates_in(obj: object) -> list[dict]:
+    """Return the certificates in a certificate, a `bounds`/`minimum` JSON output, or a list."""
+    if isinstance(obj, list):
+        return [c for item in obj for c in _certificates_in(item)]
+    if isinstance(obj, dict) and "claim" in obj:
+        return [obj]
+    if isinstance(obj, dict) and "certificate" in obj:
+        return [obj["certificate"]]
+    if isinstance(obj, dict) and ("pixel" in obj or "patch" in obj):
+        return [obj[t]["certificate"] for t in ("pixel", "patch")
+                if isinstance(obj.get(t), dict) and "certificate" in obj[t]]  # fmt: skip
+    return []
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise CertificateError(f"duplicate key in {sorted(set(keys))}")
+    return dict(pairs)
+
+
+def _reject_constant(name: str) -> None:
+    raise CertificateError(f"{name} is not allowed in a certificate")
+
+
+def _certificates_of(path: Path) -> list[dict]:
+    """Return the certificates in a JSON file (strictly parsed), or in every *.json of a folder."""
+    if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        if not files:
+            raise CertificateError(f"{path} holds no .json file")
+        return [c for f in files for c in _certificates_of(f)]
+    # floats outside certificates (timings) parse as Decimal, which the checker rejects
+    # wherever a certificate holds one; duplicate keys and NaN are refused outright
+    obj = json.loads(path.read_text(), parse_float=Decimal, parse_constant=_reject_constant,
+                     object_pairs_hook=_no_duplicates)  # fmt: skip
+    found = _certificates_in(obj)
+    if not found:
+        raise CertificateError(f"{path} holds no certificate")
+    return found
+
+
+def _recheck(args: argparse.Namespace) -> int:
+    try:
+        reports = [recheck(cert) for cert in _certificates_of(Path(args.file))]
+    except (OSError, UnicodeDecodeError) as err:
+        sys.stderr.write(f"rejected: cannot read {args.file}: {err}\n")
+        return 1
+    except (CertificateError, json.JSONDecodeError, RecursionError) as err:
+        sys.stderr.write(f"rejected: {err}\n")
+        return 1
+    if len(reports) == 1:
+        print(reports[0]["summary"])
+        return 0
+    kinds = sorted({r["proof"] for r in reports})
+    heads = sorted(r["heads"] for r in reports)
+    counts = ", ".join(f"{sum(r['proof'] == k for r in reports)} {k}" for k in kinds)
+    print(f"verified {len(reports)} certificates ({counts}): claims of {heads[0]} to {heads[-1]} "
+          "heads, every one holds")  # fmt: skip
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m theory", description=(
+        "Head counts of MHSA layers that compute a convolution (paper_notes T1–T4)."))  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    b = sub.add_parser("bounds", help="sufficient (T1/T2) and necessary (T3) heads")
+    b.add_argument("--kernel-size", required=True, help="K, KxK or KxKxK, or a comma list")
+    b.add_argument("--patch-size", required=True, help="P, PxP or PxPxP, or a comma list")
+    b.add_argument("--dims", default=None, help="axes of single-number sizes (1, 2, 3; default 2)")
+    b.add_argument("--dilation", default="1", help="D, or one per axis (DxD)")
+    b.add_argument("--in-channels", default="1")
+    b.add_argument("--out-channels", default="1")
+    b.add_argument("--groups", default="1")
+    b.add_argument("--head-dim", default=None)
+    b.add_argument("--certify", action="store_true", help="add a lower-bound certificate")
+    b.add_argument(
+        "--certificates",
+        default=None,
+        metavar="DIR",
+        help="write each certificate to DIR/<name>.json (implies --certify)",
+    )
+    b.add_argument(
+        "--minimum",
+        action="store_true",
+        help="the exact minimum (T4) of a random integer kernel of the shape",
+    )
+    b.add_argument(
+        "--sample",
+        default=None,
+        metavar="N",
+        help="how many of N random kernels of the shape need s+1 heads (T4)",
+    )
+    b.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    m = sub.add_parser("minimum", help="the exact minimum (T4) of every kernel in a weights file")
+    m.add_argument("--weights", required=True, help="a torch.save'd state_dict or tensor")
+    m.add_argument("--patch-size", default=None, help="P, PxP or PxPxP (default: pixel tokens)")
+    m.add_argument(
+        "--image-size", default=None, help="the image (circular padding: aliased offsets merge)"
+    )
+    m.add_argument("--certificates", default=None, metavar="DIR")
+    m.add_argument("--json", action="store_true")
+    r = sub.add_parser("recheck", help="check certificates with the stand-alone checker")
+    r.add_argument("file", help="a certificate, a `bounds`/`minimum` --json output, or a folder")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0; 1 for a rejected certificate; 2 bad arguments)."""
+    args = _parser().parse_args(argv)
+    if args.command == "recheck":
+        return _recheck(args)
+    if args.command == "bounds":
+        args.dims_given = args.dims is not None
+        args.dims = args.dims or "2"
+    try:
+        return _bounds(args) if args.command == "bounds" else _minimum(args)
+    except (TypeError, ValueError, MemoryError) as err:
+        sys.stderr.write(f"python -m theory {args.command}: error: {err}\n")
+        return 2

@@ -1,4 +1,4 @@
-"""Exact ranks of integer and rational matrices, and the minors that certify them (SPEC §3).
+"""Exact ranks of integer and rational matrices, and the minors that certify them (T3).
 
 Every rank in `theory` is exact: a matrix is first turned into an integer matrix with the same rank
 (`integer_matrix`: integers as they are, floats as the exact rationals they are, scaled by a common
@@ -103,7 +103,7 @@ def _nmod(a: np.ndarray, p: int = PRIME) -> flint.nmod_mat:
 def exact_rank(a: np.ndarray, *, upper: int | None = None) -> RankResult:
     """Return the exact rank of the integer (or float) matrix `a` over ℚ, and how it was found.
 
-    SPEC §3 (fast exact arithmetic). `upper` is a proven upper bound on the rank (e.g. the
+    paper_notes, T3 (exact arithmetic). `upper` is a proven upper bound on the rank (e.g. the
     structural bound of a kernel shape); rank_p meeting it, or min(rows, columns), ends the work.
     """
     a = _trim(integer_matrix(a))
@@ -172,7 +172,7 @@ def _column_pivots(a: np.ndarray, rank: int, rng: np.random.Generator) -> np.nda
 def nonsingular_minor(a: np.ndarray, rank: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Return (rows I, columns J) of `a`, |I| = |J| = rank, with det(a[I, J]) ≢ 0 mod PRIME.
 
-    SPEC §3 (b). Needs rank_p(a) = `rank` (true whenever `exact_rank` returned it through the
+    T3. Needs rank_p(a) = `rank` (true whenever `exact_rank` returned it through the
     mod-p route; otherwise a ValueError says the minor does not exist mod PRIME).
     """
     a = integer_matrix(a)

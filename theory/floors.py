@@ -1,7 +1,7 @@
-"""Numerical lower-bound evidence for T3 (SPEC §3, numerically, bounds): floors and fits.
+"""Numerical lower-bound evidence for T3: Eckart–Young floors and gradient fits.
 
-Linearisation. Put one token εu at key t, all others zero: any layer of SPEC §1 outputs, at query q,
-const + ε Σ_h A^h_{qt}(ε) u W_V^h W_O^h, so its Jacobian at the zero input is
+Linearisation. Put one token εu at key t, all others zero: any layer (paper_notes, Conventions)
+outputs, at query q, const + ε Σ_h A^h_{qt}(ε) u W_V^h W_O^h, so its Jacobian at the zero input is
 J_Δ(q) = Σ_h a^h(Δ) W_V^h W_O^h with a^h(Δ) = A^h_{q, q+Δ}(0) ≥ 0 (`linearisation`). Stacked over
 Δ ∈ N, [vec J_Δ]_Δ has rank ≤ N_h, so by Eckart–Young
 
@@ -24,10 +24,10 @@ from torch import nn
 from constructions.convolution import conv_spec
 from constructions.mhsa import RelPosMHSA
 from constructions.tokens import image_to_patches
-from theory._validate import positive_int, positive_pair
-from theory.bounds import coefficient_matrix, column_norms, patch_block
+from constructions.validate import positive_int, positive_pair
+from theory.coefficients import coefficient_matrix, column_norms, patch_block
 from theory.exact import exact_rank
-from theory.tightness import TightPlan, _tables
+from theory.tightness import TightPlan, head_tables
 
 __all__ = ["FitResult", "eckart_young_floor", "fit_heads", "linearisation", "singular_values"]
 
@@ -45,7 +45,7 @@ def singular_values(conv: nn.Conv2d, patch_size: int | None = None) -> np.ndarra
 def eckart_young_floor(conv: nn.Conv2d, num_heads: int, patch_size: int | None = None) -> float:
     """Return √(Σ_{i>N_h} σ_i²): no layer with `num_heads` heads has a smaller linearisation error.
 
-    SPEC §3 (a), T3. The error is the Frobenius distance Σ_Δ ‖J_Δ − M_Δ‖_F² of `linearisation`.
+    T3. The error is the Frobenius distance Σ_Δ ‖J_Δ − M_Δ‖_F² of `linearisation`.
     """
     num_heads = positive_int(num_heads, "num_heads")
     sigma = singular_values(conv, patch_size)
@@ -95,7 +95,7 @@ def fit_heads(
     batch: int = 4,
     seed: int = 0,
 ) -> FitResult:
-    """Return the `FitResult` of fitting `num_heads` heads to the circular `conv`. SPEC §3 (b).
+    """Return the `FitResult` of fitting `num_heads` heads to the circular `conv`. T3.
 
     The fit is over layers with position-only attention (W_Q = W_K = 0), the form the linearisation
     of every layer takes: head h has weights a^h = softmax(L^h) over the offsets N and value map
@@ -165,14 +165,14 @@ def fit_heads(
         w_v, w_o = (eye, values) if F_out >= E else (values, eye)
     with torch.no_grad():
         a = torch.softmax(logits, -1).T.numpy()  # (N, N_h)
-        plan = TightPlan(offsets, a, np.zeros((num_heads, 1, 1, 1, 1)), 0, "gradient fit")
+        plan = TightPlan(offsets, a, np.zeros((num_heads, 1)), 0, "gradient fit")
         zeros = lambda *shape: torch.zeros(shape, dtype=torch.float64)  # noqa: E731
         layer = RelPosMHSA(
             grid, w_q=zeros(num_heads, E, Dh), b_q=zeros(num_heads, Dh),
             w_k=zeros(num_heads, E, Dh), b_k=zeros(num_heads, Dh), w_v=w_v.detach().clone(),
             b_v=zeros(num_heads, Dh), w_o=w_o.detach().clone(),
             b_o=zeros(F_out) if spec.bias is None else spec.bias.double().repeat(P * P),
-            rel_bias=_tables(plan, grid, circular=True),
+            rel_bias=head_tables(plan, grid, circular=True),
         )  # fmt: skip
         J = linearisation(layer, offsets, (grid[0] // 2, grid[1] // 2))
         x = torch.randn(batch, spec.in_channels, H, W, generator=gen, dtype=torch.float64)

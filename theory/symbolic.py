@@ -1,8 +1,8 @@
-"""Symbolic proofs with sympy (SPEC §3, symbolically): construction identity, softmax limit, ranks.
+"""Symbolic proofs with sympy (paper_notes, T1–T3): construction identity, softmax limit, ranks.
 
 * `construction_residuals`: the T1/T2 layer as a polynomial identity. Kernel, bias and image are
   sympy symbols; the layer's one-hot attention pattern and its value maps come from the real
-  construction (`pixel_mhsa_from_conv` / `patch_mhsa_from_conv`, run on a kernel whose entries are
+  construction (`constructions.mhsa_from_conv`, 1-D, 2-D or 3-D, run on a kernel whose entries are
   integer labels, so W_V W_O holds the labels exactly); the convolution is written out from its
   definition (zero or circular 'same' padding). `expand(layer − conv)` is returned for every output
   entry: all zero is the proof, on every token, borders included.
@@ -14,15 +14,20 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import sympy
 import torch
 from sympy.polys.matrices import DomainMatrix
 from torch import nn
 
-from constructions.from_conv import patch_mhsa_from_conv, pixel_mhsa_from_conv
-from theory._validate import positive_int, positive_pair
-from theory.bounds import coefficient_matrix, kernel_shape
+from constructions.from_conv import mhsa_from_conv
+from constructions.geometry import patch_neighbourhood
+from constructions.validate import per_axis, positive_int
+from theory.bounds import kernel_shape
+from theory.coefficients import coefficient_matrix
 
 __all__ = ["construction_residuals", "generic_rank", "softmax_limit", "symbolic_conv"]
 
@@ -31,109 +36,104 @@ def symbolic_conv(
     weight: np.ndarray,
     bias: np.ndarray,
     image: np.ndarray,
-    dilation: tuple[int, int],
+    dilation: tuple[int, ...],
     circular: bool,
 ) -> np.ndarray:
-    """Return conv(image) (D, H, W) of object arrays by the definition of PyTorch's 'same' conv.
+    """Return conv(image) (D, n_1, …, n_d) of object arrays by the definition of a 'same' conv.
 
-    out[o, y, x] = b[o] + Σ_{c, i, j} K[o, c, i, j] · x[c, y + i·d₁ − p₁, x + j·d₂ − p₂], with
-    p = d·(k−1)//2 zeros before (wrapping around instead when `circular`). One group.
+    out[o, y] = b[o] + Σ_{c, t} K[o, c, t] · x[c, y + t⊙dil − p], with p = dil·(k−1)//2 zeros
+    before on each axis (wrapping around instead when `circular`). One group, d ≤ 3 axes.
     """
-    D, _C, kh, kw = weight.shape
-    _, H, W = image.shape
-    (dh, dw) = dilation
-    ph, pw = dh * (kh - 1) // 2, dw * (kw - 1) // 2
-    ys, xs = np.arange(H), np.arange(W)
-    out = np.empty((D, H, W), dtype=object)
-    out[...] = bias[:, None, None]
-    for i in range(kh):  # kh·kw ≤ 25 taps: each tap is one vectorised shifted product
-        for j in range(kw):
-            y, x = ys + i * dh - ph, xs + j * dw - pw
-            if circular:
-                shifted = image[:, y[:, None] % H, x[None, :] % W]  # (C, H, W)
-            else:
-                ok = ((y >= 0) & (y < H))[:, None] & ((x >= 0) & (x < W))[None, :]
-                shifted = np.where(
-                    ok[None], image[:, y[:, None].clip(0, H - 1), x[None, :].clip(0, W - 1)], 0
-                )
-            out = out + np.einsum("oc,chw->ohw", weight[:, :, i, j], shifted)
+    D, _C, *ks = weight.shape
+    size = image.shape[1:]
+    dims = len(ks)
+    out = np.empty((D, *size), dtype=object)
+    out[...] = bias.reshape(D, *([1] * dims))
+    for tap in itertools.product(*(range(k) for k in ks)):  # Πk ≤ 27 taps, each vectorised
+        index, ok = [], np.ones(size, dtype=bool)
+        for a, (t, k, d, n) in enumerate(zip(tap, ks, dilation, size, strict=True)):
+            pos = np.arange(n) + t * d - d * (k - 1) // 2
+            shape = [1] * dims
+            shape[a] = n
+            inside = ((pos >= 0) & (pos < n)).reshape(shape)
+            ok = ok & inside
+            index.append((pos % n if circular else pos.clip(0, n - 1)).reshape(shape))
+        shifted = image[(slice(None), *index)]  # (C, n_1, …, n_d)
+        if not circular:
+            shifted = np.where(ok[None], shifted, 0)
+        taps = weight[(slice(None), slice(None), *tap)]  # (D, C)
+        out = out + np.tensordot(taps, shifted, axes=([1], [0]))
     return out
 
 
-def _tokens(image: np.ndarray, P: int) -> np.ndarray:
-    """Return the patch tokens (h·w, P·P·C) of an object image (C, H, W): (p1, p2, c) order."""
-    C, H, W = image.shape
-    t = image.reshape(C, H // P, P, W // P, P).transpose(1, 3, 2, 4, 0)  # (h, w, p1, p2, C)
-    return t.reshape((H // P) * (W // P), P * P * C)
+def _tokens(image: np.ndarray, Ps: tuple[int, ...]) -> np.ndarray:
+    """Return the patch tokens (Πg, ΠP·C) of an object image (C, n_1, …): (p…, c) order."""
+    C, *size = image.shape
+    dims = len(size)
+    split = [v for n, P in zip(size, Ps, strict=True) for v in (n // P, P)]
+    t = image.reshape(C, *split)  # (C, g_1, P_1, …)
+    order = (*range(1, 2 * dims, 2), *range(2, 2 * dims + 1, 2), 0)  # (g…, P…, C)
+    return t.transpose(order).reshape(math.prod(split[0::2]), math.prod(Ps) * C)
 
 
 def construction_residuals(
-    kernel_size: int | tuple[int, int],
-    patch_size: int | None = None,
+    kernel_size: int | tuple[int, ...],
+    patch_size: int | tuple[int, ...] | None = None,
     *,
     in_channels: int = 1,
     out_channels: int = 1,
-    dilation: int | tuple[int, int] = 1,
+    dilation: int | tuple[int, ...] = 1,
     circular: bool = False,
-    grid: tuple[int, int] | None = None,
+    grid: tuple[int, ...] | None = None,
 ) -> list[sympy.Expr]:
     """Return the non-zero entries of expand(MHSA − conv) over all output tokens: [] proves T1/T2.
 
-    SPEC §3 (a), T1 (`patch_size=None`) and T2. The grid (tokens per side) defaults to the
-    smallest the construction accepts (reach + 1), so most tokens are border tokens.
+    Paper_notes T1 (`patch_size=None`) and T2, on d = len(kernel_size) axes (an int: 2-D). The
+    grid (tokens per axis) defaults to the smallest the construction accepts (reach + 1), so
+    most tokens are border tokens.
     """
     shape = kernel_shape(
         kernel_size, in_channels=in_channels, out_channels=out_channels, dilation=dilation
     )
-    P = 1 if patch_size is None else positive_int(patch_size, "patch_size")
-    D, C, (kh, kw) = shape.out_channels, shape.in_channels, shape.kernel_size
-    from theory.neighbourhoods import patch_neighbourhood
-
-    reach = np.abs(patch_neighbourhood(shape.kernel_size, P, shape.dilation)).max(axis=0) + 1
-    gh, gw = positive_pair(grid, "grid") if grid is not None else (int(reach[0]), int(reach[1]))
-    H, W = gh * P, gw * P
-    n_w = D * C * kh * kw
-    k_sym = np.array(sympy.symbols(f"K0:{n_w}"), dtype=object).reshape(D, C, kh, kw)
+    dims = shape.dims
+    Ps = (1,) * dims if patch_size is None else per_axis(patch_size, "patch_size", dims)
+    D, C, ks = shape.out_channels, shape.in_channels, shape.kernel_size
+    reach = np.abs(patch_neighbourhood(ks, Ps, shape.dilation)).max(axis=0) + 1
+    g = tuple(int(r) for r in reach) if grid is None else per_axis(grid, "grid", dims)
+    size = tuple(n * P for n, P in zip(g, Ps, strict=True))
+    n_w = D * C * math.prod(ks)
+    k_sym = np.array(sympy.symbols(f"K0:{n_w}"), dtype=object).reshape(D, C, *ks)
     b_sym = np.array(sympy.symbols(f"b0:{D}"), dtype=object)
-    x_sym = np.array(sympy.symbols(f"x0:{C * H * W}"), dtype=object).reshape(C, H, W)
+    x_sym = np.array(sympy.symbols(f"x0:{C * math.prod(size)}"), dtype=object).reshape(C, *size)
     # The real construction, on a kernel whose entries are the labels 1..n_w (bias: labels too).
-    conv = nn.Conv2d(
-        C,
-        D,
-        (kh, kw),
-        padding="same",
-        dilation=shape.dilation,
-        dtype=torch.float64,
+    conv = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1](
+        C, D, ks, padding="same", dilation=shape.dilation, dtype=torch.float64,
         padding_mode="circular" if circular else "zeros",
-    )
+    )  # fmt: skip
     with torch.no_grad():
-        conv.weight.copy_(torch.arange(1, n_w + 1, dtype=torch.float64).reshape(D, C, kh, kw))
+        conv.weight.copy_(torch.arange(1, n_w + 1, dtype=torch.float64).reshape(D, C, *ks))
         conv.bias.copy_(torch.arange(1, D + 1, dtype=torch.float64))
-    layer = (
-        pixel_mhsa_from_conv(conv, (H, W))
-        if patch_size is None
-        else patch_mhsa_from_conv(conv, (H, W), P)
-    )
-    E = layer.in_dim
+    layer = mhsa_from_conv(conv, size, None if patch_size is None else Ps)
+    T = math.prod(g)
     with torch.no_grad():
-        attn = layer.attention_weights(torch.zeros(1, gh * gw, E, dtype=torch.float64))[0]
+        attn = layer.attention_weights(torch.zeros(1, T, layer.in_dim, dtype=torch.float64))[0]
         values = layer.w_v @ layer.w_o  # (N, E, F): entries are tap labels, exactly
         b_o = layer.b_o
-    A = attn[..., : gh * gw].numpy()  # the sink's value is b_V = 0: drop its column
+    A = attn[..., :T].numpy()  # the sink's value is b_V = 0: drop its column
     if not np.isin(A, (0.0, 1.0)).all():
         raise AssertionError("the construction's attention is not one-hot in float64")
     labels = np.concatenate([[0], k_sym.ravel()]).astype(object)
     w_sym = labels[values.round().long().numpy()]  # (N, E, F) symbolic W_V W_O
     bias_sym = np.concatenate([[0], b_sym])[b_o.round().long().numpy()]
-    X = _tokens(x_sym, P)  # (T, E)
+    X = _tokens(x_sym, Ps)  # (T, E)
     out = sum(A[h].astype(np.int64).astype(object) @ X @ w_sym[h] for h in range(len(A)))
     out = out + bias_sym[None, :]
-    ref = _tokens(symbolic_conv(k_sym, b_sym, x_sym, shape.dilation, circular), P)
+    ref = _tokens(symbolic_conv(k_sym, b_sym, x_sym, shape.dilation, circular), Ps)
     return [r for r in (sympy.expand(v) for v in (out - ref).ravel()) if r != 0]
 
 
 def softmax_limit(keys: int = 4) -> dict[str, sympy.Expr]:
-    """Return the β → ∞ limits of the finite-temperature weights of `from_conv` (SPEC §2).
+    """Return the β → ∞ limits of the finite-temperature weights of `from_conv` (Borders).
 
     Target key logit 0, the other `keys − 1` keys −β, the zero-value sink −β/2. Returns the limits
     of the target's and an other key's weight, the sink's weight when the target is absent, and
@@ -162,7 +162,7 @@ def generic_rank(
     groups: int = 1,
     dilation: int | tuple[int, int] = 1,
 ) -> int:
-    """Return rank G over ℚ(K): s of a generic kernel of the shape, exactly. SPEC T3 (generic).
+    """Return rank G over ℚ(K): s of a generic kernel of the shape, exactly. T3 (generic).
 
     G's entries are the kernel entries as indeterminates (DomainMatrix over the fraction field).
     Meant for small shapes (G up to about 10 × 20): the elimination is over rational functions.

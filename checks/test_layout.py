@@ -1,0 +1,110 @@
+"""The layout of README's table holds: imports between top-level packages run one way, modules stay
+small, and nothing in the repository points outside it."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("constructions", "theory", "pipeline", "figures", "benchmarks")
+# README, Layout: what each package may import (besides itself); the ground imports none.
+ALLOWED = {
+    "constructions": set(),
+    "theory": {"constructions"},
+    "pipeline": {"constructions", "theory"},
+    "figures": {"constructions", "theory", "pipeline"},
+    "benchmarks": {"constructions", "theory", "pipeline", "figures"},
+}
+MAX_LINES = 460  # "at most about 450 lines" for the modules of theory/ and constructions/
+
+
+def _imports(path: Path) -> set[str]:
+    """Return the top-level project packages that the module at `path` imports (anywhere)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        found |= {n.split(".")[0] for n in names} & set(PACKAGES)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {p: set() for p in PACKAGES}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            graph[package] |= _imports(path) - {package}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """Return a cycle of the directed graph as a list of nodes, or None (depth-first search)."""
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt] if nxt in stack else [node, nxt]
+            if nxt not in state and (found := visit(nxt, [*stack, nxt])):
+                return found
+        state[node] = 2
+        return None
+
+    for node in graph:
+        if node not in state and (found := visit(node, [node])):
+            return found
+    return None
+
+
+def test_imports_between_top_level_packages_have_no_cycle() -> None:
+    assert _cycle(_graph()) is None, f"import cycle: {' -> '.join(_cycle(_graph()) or [])}"
+
+
+def test_the_cycle_finder_finds_a_planted_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_each_package_imports_only_the_layers_below_it(package: str) -> None:
+    assert _graph()[package] <= ALLOWED[package], _graph()[package] - ALLOWED[package]
+
+
+def test_no_package_loads_names_lazily_to_dodge_a_cycle() -> None:
+    for package in ("constructions", "theory"):
+        tree = ast.parse((ROOT / package / "__init__.py").read_text())
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        assert "__getattr__" not in names, package
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(itertools.chain((ROOT / "theory").glob("*.py"), (ROOT / "constructions").glob("*.py"))),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_modules_of_theory_and_constructions_stay_small(path: Path) -> None:
+    assert len(path.read_text().splitlines()) <= MAX_LINES
+
+
+def test_readme_and_paper_notes_point_to_nothing_outside_the_repository() -> None:
+    for name in ("README.md", "paper_notes.md"):
+        text = (ROOT / name).read_text()
+        assert "SPEC" not in text and "../" not in text, name
+        for target in re.findall(r"\]\(([^)#]+)\)", text):  # relative links must exist here
+            if not target.startswith(("http://", "https://")):
+                assert (ROOT / target).exists(), f"{name} links to missing {target}"
+
+
+def test_docstrings_cite_paper_notes_not_an_outside_spec() -> None:
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            assert "SPEC" not in path.read_text(), path

@@ -1,0 +1,402 @@
+"""Stand-alone checker for "conv-as-attention certificate v1" JSON certificates.
+
+Blocks. A kernel W of shape (D, C/g, k_1..k_d) (groups g, dilation dil), on pixel (P = 1) or
+patch tokens, has from input patch q + Δ to output patch q the block (the M_Δ used here)
+
+    M_Δ[(a, c), (b, o)] = W[o][c − (o // (D/g))·(C/g)][t]  if c, o share a group and
+                          Δ⊙P + a − b = δ(t), δ(t)_a = t_a·dil_a − (dil_a·(k_a − 1)) // 2;  else 0
+
+(PyTorch padding='same', offsets key − query). It depends on (a, b) only through e = a − b, so
+span{M_Δ} is the row space of G[Δ, (e, c, o)]. Only G's non-zeros are built, from W's non-zeros:
+a weight at tap t lands on the ≤ 2^d pairs (Δ, e) with Δ⊙P + e = δ(t) and |e_a| < P_a.
+
+What a certificate proves, and how it is verified.
+* Lower bound (n = "heads_at_least"): rank G ≥ n, so by "T3 (necessity)" of paper_notes.md every
+  exact MHSA layer for W (and for a generic kernel of its shape) needs ≥ n heads. Proof: the minor
+  X[i][j] = M_{rows[i]}[(a_j, c_j), (b_j, o_j)] is non-singular: "triangular" (X[i][j] = 0 for
+  j > i, X[i][i] ≠ 0; verified by visiting G's non-zeros, never the n² positions) or
+  "determinant" (det X ≡ det_mod_p ≢ 0 modulo a prime p, computed with flint.nmod_mat).
+* Exact minimum (h = "heads"): by "T4 (the exact minimum)" h is s = rank G or s + 1. Proof
+  "gordan": a minor as above (rank ≥ s); for every other row Δ of N a relation
+  scale·M_Δ = Σ x_i·M_{rows[i]} with scale ≠ 0 (rank ≤ s); then Gordan's alternative: a y with
+  v = Σ_j y_j·X_col_j > 0 on every active row (M_Δ ≠ 0) gives h = s; a z ≥ 0 with Σ z·M_Δ = 0,
+  z > 0 on some active row, gives h = s + 1. Rows: N = Π_a {Δ : ∃ e, |e| < P_a, Δ·P_a + e ∈ S_a}
+  (S_a: the tap offsets δ(t)_a), or with a circular "grid" the residues ρ of N, merged as
+  M'_ρ = Σ_{Δ ≡ ρ} M_Δ.
+
+Every field is validated strictly (exact key sets, `type(v) is int`, lengths, the format's size
+bounds) before work depends on it; a rejection is a CertificateError naming the failing field or
+claim. Imports: the standard library and python-flint only. Usage: python checker.py CERT.json
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sys
+from typing import Any
+
+import flint
+
+FORMAT = "conv-as-attention certificate v1"
+BIG = 2**1024  # every integer must satisfy |v| < BIG
+COMMON = {"tokens", "kernel_size", "patch_size", "dilation", "groups", "in_channels",
+          "out_channels"}  # fmt: skip
+MINOR = {"triangular": {"kind", "rows", "columns"},
+         "determinant": {"kind", "rows", "columns", "prime", "det_mod_p"}}  # fmt: skip
+Row = tuple[int, ...]
+Key = tuple[Row, int, int]  # an entry class (e = a − b, c, o)
+Blocks = dict[Row, dict[Key, int]]  # the non-zero entries of G (merged modulo the grid), by row
+
+
+class CertificateError(ValueError):
+    """A rejected certificate; the message names the field or claim that fails."""
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise CertificateError(message)
+
+
+def _show(v: Any, depth: int = 0) -> str:
+    """Render any value briefly and safely for a message."""
+    if type(v) is list and len(v) <= 6 and depth < 2:
+        return "[" + ", ".join(_show(x, depth + 1) for x in v) + "]"
+    if type(v) in (list, dict):
+        return f"<{type(v).__name__} of {len(v)} items>"
+    if type(v) is int and v.bit_length() > 64:
+        return f"<{v.bit_length()}-bit integer>"
+    text = repr(v) if v is None or type(v) in (int, bool, float, str) else f"<{type(v).__name__}>"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _in(v: int, lo: int | None, hi: int | None) -> bool:
+    return -BIG < v < BIG and (lo is None or v >= lo) and (hi is None or v <= hi)
+
+
+def _int(v: Any, where: str, lo: int | None = None, hi: int | None = None) -> int:
+    """An integer (not a bool, float or string) with |v| < 2**1024 and lo <= v <= hi."""
+    if type(v) is not int or not _in(v, lo, hi):
+        bounds = "" if lo is None and hi is None else f" >= {lo}" if hi is None else f" <= {hi}"
+        bounds = f" in [{lo}, {hi}]" if lo is not None and hi is not None else bounds
+        raise CertificateError(f"{where}: expected an integer{bounds}, got {_show(v)}")
+    return v
+
+
+def _ints(v: Any, where: str, n: int, lo: int | None = None, hi: Any = None) -> Row:
+    """A list of exactly n such integers; `hi` is one bound or a tuple of n bounds."""
+    if type(v) is not list or len(v) != n or any(type(x) is not int for x in v):
+        raise CertificateError(f"{where}: expected a list of {n} integers, got {_show(v)}")
+    his = hi if type(hi) is tuple else (hi,) * n
+    for i, (x, h) in enumerate(zip(v, his, strict=True)):
+        if not _in(x, lo, h):
+            _int(x, f"{where}[{i}]", lo, h)
+    return tuple(v)
+
+
+def _obj(v: Any, where: str, keys: set[str]) -> dict:
+    """An object with exactly these keys."""
+    if type(v) is not dict or v.keys() != keys:
+        _need(type(v) is dict, f"{where}: expected an object, got {_show(v)}")
+        missing, extra = sorted(keys - set(v)), sorted(map(str, set(v) - keys))
+        raise CertificateError(f"{where}: missing keys {_show(missing)}, extra {_show(extra)}")
+    return v
+
+
+def _distinct(items: list, where: str, what: str) -> None:
+    seen: set = set()
+    for i, x in enumerate(items):
+        if x in seen:
+            raise CertificateError(f"{where}[{i}]: duplicate {what}")
+        seen.add(x)
+
+
+def _claim(c: Any) -> dict:
+    lower = type(c) is dict and "heads_at_least" in c
+    _obj(c, "claim", COMMON | ({"heads_at_least"} if lower else {"heads", "grid"}))
+    tokens, ks = c["tokens"], c["kernel_size"]
+    ok = type(tokens) is str and tokens in ("pixel", "patch")
+    _need(ok, f"claim.tokens: expected 'pixel' or 'patch', got {_show(tokens)}")
+    d = len(ks) if type(ks) is list and 1 <= len(ks) <= 3 else 0
+    _need(d > 0, f"claim.kernel_size: expected a list of 1 to 3 integers, got {_show(ks)}")
+    cl: dict[str, Any] = {"lower": lower, "tokens": tokens, "d": d, "grid": None}
+    cl["k"] = _ints(ks, "claim.kernel_size", d, 1, 4096)
+    _need(tokens == "patch" or c["patch_size"] is None, "claim.patch_size: must be null for pixels")
+    patch = tokens == "patch"
+    cl["P"] = _ints(c["patch_size"], "claim.patch_size", d, 1, 4096) if patch else (1,) * d
+    cl["dil"] = _ints(c["dilation"], "claim.dilation", d, 1, 2**20)
+    names = ("in_channels", "out_channels", "groups")
+    C, D, g = (_int(c[name], f"claim.{name}", 1, 2**20) for name in names)
+    _need(C % g == 0 and D % g == 0, f"claim.groups: {g} does not divide both {C} and {D}")
+    cl.update(C=C, D=D, g=g)
+    if lower:
+        cl["heads"] = _int(c["heads_at_least"], "claim.heads_at_least", 0)
+    else:
+        cl["heads"] = _int(c["heads"], "claim.heads", 0)
+        cl["grid"] = None if c["grid"] is None else _ints(c["grid"], "claim.grid", d, 1)
+    return cl
+
+
+def _witness(w: Any, cl: dict) -> dict[tuple[int, int, Row], int]:
+    """The non-zero weights {(o, c_local, t): value}, from the dense or the sparse form."""
+    shape = (cl["D"], cl["C"] // cl["g"], *cl["k"])
+    W: dict[tuple[int, int, Row], int] = {}
+    if type(w) is dict:
+        s, entries = _obj(w, "witness", {"shape", "entries"})["shape"], w["entries"]
+        ok = type(s) is list and len(s) <= 5 and all(type(x) is int for x in s)
+        _need(ok, f"witness.shape: expected a list of integers, got {_show(s)}")
+        _need(tuple(s) == shape, f"witness: shape {tuple(s)} does not match the claim {shape}")
+        ok = type(entries) is list and len(entries) <= 2**22
+        _need(ok, "witness.entries: expected a list of at most 2**22 entries")
+        bounds = tuple(n - 1 for n in shape)
+        for i, e in enumerate(entries):
+            where = f"witness.entries[{i}]"
+            if type(e) is not list or len(e) != len(shape) + 1:
+                raise CertificateError(f"{where}: expected [o, c_local, t.., v], got {_show(e)}")
+            idx = _ints(e[:-1], where, len(shape), 0, bounds)
+            _need(_int(e[-1], f"{where}[{len(shape)}]") != 0, f"{where}: value 0 is listed")
+            _need((idx[0], idx[1], idx[2:]) not in W, f"{where}: index listed twice")
+            W[idx[0], idx[1], idx[2:]] = e[-1]
+        return W
+    _need(math.prod(shape) <= 2**25, f"witness: a dense witness {shape} has > 2**25 entries")
+    stack: list[tuple[Row, Any]] = [((), w)]
+    while stack:  # depth-first, so the stack stays short
+        idx, node = stack.pop()
+        if len(idx) == len(shape):
+            if type(node) is not int or not _in(node, None, None):
+                _int(node, "witness" + "".join(f"[{i}]" for i in idx))
+            if node:
+                W[idx[0], idx[1], idx[2:]] = node
+        elif type(node) is not list or len(node) != shape[len(idx)]:
+            where, n = "witness" + "".join(f"[{i}]" for i in idx), shape[len(idx)]
+            raise CertificateError(f"{where}: expected a list of {n} items, got {_show(node)}")
+        else:
+            stack.extend(((*idx, i), x) for i, x in enumerate(node))
+    return W
+
+
+def _split(ta: int, k: int, dil: int, P: int) -> tuple[tuple[int, int], ...]:
+    """The (Δ_a, e_a) with Δ_a·P + e_a = δ(t)_a = t_a·dil − (dil·(k − 1)) // 2 and |e_a| < P."""
+    q, r = divmod(ta * dil - dil * (k - 1) // 2, P)
+    return ((q, r), (q + 1, r - P)) if r else ((q, r),)
+
+
+def _landing(t: Row, cl: dict) -> list[tuple[Row, Row]]:
+    """The (row, e) that tap t reaches: Δ⊙P + e = δ(t) (row = Δ, or Δ modulo the grid)."""
+    grid, out = cl["grid"] or (0,) * len(t), []
+    for split in itertools.product(*map(_split, t, cl["k"], cl["dil"], cl["P"])):
+        row = tuple(x % m if m else x for (x, _), m in zip(split, grid, strict=True))
+        out.append((row, tuple(e for _, e in split)))
+    return out
+
+
+def _blocks(W: dict, cl: dict, keep: set[Row] | None) -> Blocks:
+    """G's non-zero entries on the rows in `keep` (all rows if None), merged modulo the grid."""
+    Cg, Dg = cl["C"] // cl["g"], cl["D"] // cl["g"]
+    G: Blocks = {}
+    reach: dict[Row, list[tuple[Row, Row]]] = {}  # tap → where it lands, computed once per tap
+    for (o, c_local, t), v in W.items():
+        if t not in reach:
+            reach[t] = [(row, e) for row, e in _landing(t, cl) if keep is None or row in keep]
+        for row, e in reach[t]:
+            key, block = (e, (o // Dg) * Cg + c_local, o), G.setdefault(row, {})
+            block[key] = block.get(key, 0) + v
+    G = {row: {key: v for key, v in block.items() if v} for row, block in G.items()}
+    return {row: block for row, block in G.items() if block}
+
+
+def _minor(m: Any, cl: dict, n: int, where: str, count: str) -> tuple:
+    """Validate a minor of size n; return (kind, rows, column classes, prime, det_mod_p)."""
+    kind = m.get("kind") if type(m) is dict else None
+    ok = type(kind) is str and kind in MINOR
+    _need(ok, f"{where}.kind: expected 'triangular' or 'determinant', got {_show(kind)}")
+    _obj(m, where, MINOR[kind])
+    _need(kind != "determinant" or n <= 2000, f"{where}: a determinant minor needs n <= 2000")
+    for name in ("rows", "columns"):
+        got = len(m[name]) if type(m[name]) is list else _show(m[name])
+        _need(got == n, f"{count} has {got} {name}")
+    d, P = cl["d"], cl["P"]
+    bounds = (*(p - 1 for p in P), cl["C"] - 1, *(p - 1 for p in P), cl["D"] - 1)
+    rows = [_ints(x, f"{where}.rows[{i}]", d) for i, x in enumerate(m["rows"])]
+    cols = [_ints(x, f"{where}.columns[{j}]", 2 * d + 2, 0, bounds)
+            for j, x in enumerate(m["columns"])]  # fmt: skip
+    _distinct(rows, f"{where}.rows", "offset")
+    _distinct(cols, f"{where}.columns", "column")
+    diffs = [tuple(a - b for a, b in zip(v[:d], v[d + 1 : -1], strict=True)) for v in cols]
+    keys = [(e, v[d], v[-1]) for e, v in zip(diffs, cols, strict=True)]
+    p = r = 0
+    if kind == "determinant":
+        p = _int(m["prime"], f"{where}.prime", 3, 2**63 - 1)
+        _need(flint.fmpz(p).is_prime(), f"{where}.prime: {p} is not prime")
+        r = _int(m["det_mod_p"], f"{where}.det_mod_p", 1, p - 1)
+    return kind, rows, keys, p, r
+
+
+def _nonsingular(minor: tuple, G: Blocks, where: str) -> None:
+    """Verify that X[i][j] = G[rows[i]][keys[j]] is non-singular, as the minor's kind says."""
+    kind, rows, keys, p, r = minor
+    if kind == "triangular":
+        last = {key: j for j, key in enumerate(keys)}  # the last column of each entry class
+        for i, row in enumerate(rows):
+            block = G.get(row, {})
+            if not block.get(keys[i]):
+                raise CertificateError(f"{where}: X[{i}][{i}] is 0, the minor is not non-singular")
+            for key, v in block.items():
+                if last.get(key, -1) > i:
+                    _need(False, f"{where}: X[{i}][{last[key]}] = {_show(v)} is above the diagonal")
+        return
+    X = [block.get(key, 0) for block in (G.get(row, {}) for row in rows) for key in keys]
+    det = int(flint.nmod_mat(len(rows), len(rows), X, p).det())
+    _need(det == r, f"{where}: det X mod {p} is {det}, not det_mod_p={r}")
+
+
+def _vanishes(G: Blocks, terms: list[tuple[int, Row]], where: str, what: str) -> None:
+    """Verify Σ x·G[row] = 0 on every entry class, for the terms (x, row)."""
+    acc: dict[Key, int] = {}
+    for x, row in terms:
+        for key, v in G.get(row, {}).items() if x else ():
+            acc[key] = acc.get(key, 0) + x * v
+    bad = next((key for key, v in acc.items() if v), None)
+    _need(bad is None, f"{where}: {what} is not 0 at the entry class (e, c, o) = {bad}")
+
+
+def _gordan(proof: Any, cl: dict, W: dict) -> tuple[int, bool]:
+    """Verify a "gordan" proof; return (s, whether a positive vector was given)."""
+    _obj(proof, "proof", {"kind", "span_dim", "minor", "relations", "positive", "obstruction"})
+    s = _int(proof["span_dim"], "proof.span_dim", 0)
+    minor = _minor(proof["minor"], cl, s, "proof.minor", f"proof.span_dim={s} but proof.minor")
+    d, axes = cl["d"], []  # N_a per axis, or its residues modulo the grid
+    for k, dil, P, m in zip(cl["k"], cl["dil"], cl["P"], cl["grid"] or (0,) * d, strict=True):
+        axes.append({x % m if m else x for t in range(k) for x, _ in _split(t, k, dil, P)})
+
+    def row_of_n(v: Any, where: str) -> Row:
+        row = _ints(v, where, d)
+        _need(all(x in a for x, a in zip(row, axes, strict=True)), f"{where}: not a row of N")
+        return row
+
+    rows = [row_of_n(list(x), f"proof.minor.rows[{i}]") for i, x in enumerate(minor[1])]
+    rel, outside = proof["relations"], math.prod(len(a) for a in axes) - s
+    got = len(rel) if type(rel) is list else _show(rel)
+    _need(got == outside, f"proof.relations: {got} given, N has {outside} rows outside the minor")
+    G = _blocks(W, cl, None)  # its rows are exactly the active rows
+    _nonsingular(minor, G, "proof.minor")
+    done = set(rows)
+    for i, item in enumerate(rel):
+        where = f"proof.relations[{i}]"
+        row = row_of_n(_obj(item, where, {"row", "scale", "coefficients"})["row"], f"{where}.row")
+        _need(row not in done, f"{where}.row: {list(row)} is a minor row or listed twice")
+        done.add(row)
+        scale = _int(item["scale"], f"{where}.scale")
+        _need(scale != 0, f"{where}.scale: must not be 0")
+        xs = _ints(item["coefficients"], f"{where}.coefficients", s)
+        terms = [*zip(xs, rows, strict=True), (-scale, row)]
+        _vanishes(G, terms, where, "Σ x_i·M_rows[i] − scale·M_row")
+    y, z = proof["positive"], proof["obstruction"]
+    _need((y is None) != (z is None), "proof: give exactly one of positive and obstruction")
+    if y is not None:
+        weights: dict[Key, int] = {}
+        for yj, key in zip(_ints(y, "proof.positive", s), minor[2], strict=True):
+            weights[key] = weights.get(key, 0) + yj
+        for row, block in G.items():
+            v = sum(val * weights.get(key, 0) for key, val in block.items())
+            if v <= 0:
+                raise CertificateError(f"proof.positive: v = {_show(v)} <= 0 at row {list(row)}")
+        return s, True
+    _need(type(z) is list, f"proof.obstruction: expected a list of [row, z], got {_show(z)}")
+    terms = []
+    for i, pair in enumerate(z):
+        at = f"proof.obstruction[{i}]"
+        _need(type(pair) is list and len(pair) == 2, f"{at}: expected [row, z], got {_show(pair)}")
+        terms.append((_int(pair[1], f"{at}[1]", 0), row_of_n(pair[0], f"{at}[0]")))
+    _distinct([row for _, row in terms], "proof.obstruction", "row")
+    _need(any(zv and row in G for zv, row in terms), "proof.obstruction: 0 on every active row")
+    _vanishes(G, terms, "proof.obstruction", "Σ z·M_Δ")
+    return s, False
+
+
+def check(cert: Any) -> dict:
+    """Validate and verify a parsed certificate: return what was verified, or raise."""
+    try:
+        _obj(cert, "certificate", {"format", "claim", "witness", "proof"})
+        fmt = cert["format"]
+        _need(type(fmt) is str and fmt == FORMAT, f"format: expected {FORMAT!r}, got {_show(fmt)}")
+        cl = _claim(cert["claim"])
+        W = _witness(cert["witness"], cl)
+        proof, n = cert["proof"], cl["heads"]
+        heads = "head" if n == 1 else "heads"
+        kind = proof.get("kind") if type(proof) is dict else None
+        if cl["lower"]:
+            minor = _minor(proof, cl, n, "proof", f"claim.heads_at_least={n} but the proof")
+            _nonsingular(minor, _blocks(W, cl, set(minor[1])), "proof")
+            s, conclusion = n, f"every exact layer needs >= {n} {heads} ({kind} {n}x{n} minor)"
+        else:
+            ok = type(kind) is str and kind == "gordan"
+            _need(ok, f"proof.kind: expected 'gordan', got {_show(kind)}")
+            s, positive = _gordan(proof, cl, W)
+            need = s if positive else s + 1
+            _need(n == need, f"claim.heads={n} but the proof shows the minimum is {need}")
+            how = "positive vector y" if positive else "no positive vector: obstruction z"
+            conclusion = f"the minimum is exactly {n} {heads} (rank {s}; {how})"
+    except (MemoryError, RecursionError) as err:
+        raise CertificateError(f"certificate too large to check ({type(err).__name__})") from None
+    x = lambda v: "x".join(map(str, v))  # noqa: E731
+    parts = [f"{cl['tokens']} tokens", f"kernel {x(cl['k'])}"]
+    parts += [f"P {x(cl['P'])}"] if cl["tokens"] == "patch" else []
+    parts += [f"dilation {x(cl['dil'])}"] if set(cl["dil"]) != {1} else []
+    parts += [f"groups={cl['g']}"] if cl["g"] != 1 else []
+    parts += [f"circular grid {x(cl['grid'])}"] if cl["grid"] else []
+    summary = f"verified: {', '.join(parts)}, C={cl['C']}, D={cl['D']}: {conclusion}"
+    claim = "heads_at_least" if cl["lower"] else "heads"
+    return {"claim": claim, "heads": n, "span_dim": s, "proof": kind, "summary": summary}
+
+
+def parse(text: str) -> dict:
+    """Parse strict JSON: integers only (no floats, NaN, Infinity), no duplicate keys, an object."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        obj = dict(items)
+        _need(len(obj) == len(items), f"duplicate key in an object {_show([k for k, _ in items])}")
+        return obj
+
+    _need(type(text) is str, f"expected JSON text, got {_show(text)}")
+    try:
+        obj = json.loads(
+            text,
+            parse_float=lambda s: _need(False, f"number {_show(s)}: floats are not allowed"),
+            parse_constant=lambda s: _need(False, f"{s} is not allowed"),
+            parse_int=lambda s: _need(len(s) <= 320, "integer of > 320 digits") or int(s),
+            object_pairs_hook=pairs,
+        )
+    except CertificateError:
+        raise
+    except (ValueError, RecursionError, MemoryError) as err:
+        raise CertificateError(f"not valid JSON: {err}") from None
+    _need(type(obj) is dict, f"certificate: expected a JSON object, got {_show(obj)}")
+    return obj
+
+
+def check_text(text: str) -> dict:
+    """check(parse(text))."""
+    return check(parse(text))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python theory/checker.py FILE`: print the summary (0) or `rejected: reason` (1)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python theory/checker.py CERTIFICATE.json", file=sys.stderr)
+        return 2
+    try:
+        with open(args[0], encoding="utf-8") as f:
+            print(check_text(f.read())["summary"])
+        return 0
+    except (OSError, UnicodeDecodeError, MemoryError) as err:
+        print(f"rejected: cannot read {args[0]}: {err}", file=sys.stderr)
+    except CertificateError as err:
+        print(f"rejected: {err}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
