@@ -1,7 +1,7 @@
 """The two-phase CMHSA training pipeline (Li et al., arXiv 2111.01353): convolution, then attention.
 
 A small ViT whose token mixers are k×k convolutions is trained first (phase 1), turned exactly into
-a relative-position MHSA ViT with 9 heads per layer by the patch construction (SPEC T2,
+a relative-position MHSA ViT with 9 heads per layer by the patch construction (T2,
 `transfer`), and trained on (phase 2). `python -m pipeline train` runs the three arms the article
 compares (MHSA from scratch, convolution only, two-phase) at equal total epochs.
 """

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
+from constructions.validate import positive_int
 from pipeline.data import DATASETS, load_dataset, subsample
 from pipeline.model import ViTConfig
 from pipeline.train import ARMS, TrainConfig, run_comparison
-from theory._validate import positive_int
 
 __all__ = ["DATASET_DEFAULTS", "main"]
 

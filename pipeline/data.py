@@ -24,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from theory._validate import positive_int
+from constructions.validate import positive_int
 
 __all__ = ["DATASETS", "ImageData", "load_cifar", "load_dataset", "load_digits", "subsample"]
 

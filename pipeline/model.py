@@ -9,18 +9,18 @@ pooling over the tokens (no [cls] token: a convolution has no place for one) and
 classifier. Only the token mixer differs:
 
 * `"mhsa"`: `constructions.RelPosMHSA` on the h×w token grid with 9 heads of width d, a relative
-  position bias and a zero-content sink key (SPEC §1);
+  position bias and a zero-content sink key (paper_notes, Conventions);
 * `"conv"`: a k×k stride-1 'same' convolution with C′ → C′ channels acting on the **re-assembled
   map**: every token (d = P′²C′ numbers) is read as a P′×P′ block of C′ channels, in the
   project's patch-token order `(row-in-patch, column-in-patch, channel)`, so the tokens
   `(B, h·w, d)` are exactly the patch tokens of a `(B, C′, hP′, wP′)` image. The mixer is
   `image_to_patches(conv(patches_to_image(t)))`.
 
-Why the re-assembled map and not the token grid: the patch construction (SPEC T2) turns this
+Why the re-assembled map and not the token grid: the patch construction (T2) turns this
 convolution into an MHSA layer with one head per patch offset of N(S, P′), i.e. **9 heads for
 every odd k ≤ 2P′+1** (CMHSA-3 and CMHSA-5 both need 9 with P′ = 2, as in the article). A k×k
 convolution over the h×w token grid itself (each token one "pixel" of d channels) is the
-pixel-token case (SPEC T1) and needs k² heads: 25 for CMHSA-5, more than a ViT has.
+pixel-token case (T1) and needs k² heads: 25 for CMHSA-5, more than a ViT has.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ import torch
 from torch import nn
 
 from constructions import RelPosMHSA, image_to_patches, patches_to_image
-from theory._validate import positive_int, positive_pair
-from theory.neighbourhoods import patch_neighbourhood
+from constructions.geometry import patch_neighbourhood
+from constructions.validate import positive_int, positive_pair
 
 __all__ = ["MIXERS", "ConvMixer", "ViT", "ViTConfig"]
 
 MIXERS = ("conv", "mhsa")
-NUM_HEADS = 9  # |N(S, P′)| for every odd kernel 3 ≤ k ≤ 2P′+1 (SPEC T2)
+NUM_HEADS = 9  # |N(S, P′)| for every odd kernel 3 ≤ k ≤ 2P′+1 (T2)
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class ViTConfig:
 
     @property
     def num_heads(self) -> int:
-        """Return the MHSA head count, 9 = |N(S, P′)| (SPEC T2)."""
+        """Return the MHSA head count, 9 = |N(S, P′)| (T2)."""
         return NUM_HEADS
 
     def to_dict(self) -> dict:

@@ -312,7 +312,7 @@ def train_arm(
 ) -> dict:
     """Return the record {arm, seed, history, final_test_acc, transfer} of one training run.
 
-    SPEC §2 (T2) is used at the phase switch of the `two-phase` arm: the exact transfer must
+    T2 is used at the phase switch of the `two-phase` arm: the exact transfer must
     give the convolutional model's logits to `TRANSFER_TOLERANCE` (float64), else RuntimeError.
     Checkpoints go to `out_dir/checkpoints/{arm}-seed{seed}-phase{n}.pt` when `out_dir` is set.
     """

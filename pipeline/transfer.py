@@ -1,4 +1,4 @@
-"""Phase 1 → phase 2 of the CMHSA pipeline: a convolutional ViT turned into an MHSA ViT (SPEC T2).
+"""Phase 1 → phase 2 of the CMHSA pipeline: a convolutional ViT turned into an MHSA ViT (T2).
 
 `transfer(conv_vit)` builds every MHSA layer from its trained convolution with
 `constructions.patch_mhsa_from_conv(conv, (hP′, wP′), P′)` (9 heads, W_Q = W_K = 0, one-hot
@@ -10,7 +10,7 @@ and W_Q = W_K = 0: the softmax Jacobian diag(a) − a aᵀ vanishes at a one-hot
 b_Q, b_K, the bias table and the sink get exactly zero gradient and phase 2 would train a frozen
 convolution. `transfer(conv_vit, beta=β, qk_std=σ)` gives the trainable start instead:
 
-* the finite-temperature construction (SPEC §2): −β instead of −∞ and the sink at −β/2, so every
+* the finite-temperature construction (paper_notes): −β instead of −∞ and the sink at −β/2, so every
   attention weight is positive and the softmax Jacobian is non-zero (of order e^(−β/2));
 * W_Q, W_K drawn from N(0, σ²): at W_Q = W_K = 0 the logits QKᵀ are bilinear with a saddle at
   zero (∂L/∂W_Q ∝ K = 0 and vice versa), so content attention needs a non-zero start. Its
@@ -52,7 +52,7 @@ def transfer(
 ) -> ViT:
     """Return the MHSA ViT equal to `conv_vit`: mixers by the patch construction, the rest copied.
 
-    SPEC T2 (9 heads per layer, borders by the zero sink). With `beta=None` the result computes
+    T2 (9 heads per layer, borders by the zero sink). With `beta=None` the result computes
     exactly the function of `conv_vit` (any `qk_std`: −∞ logits stay −∞); `beta` gives the
     finite-temperature layers and `qk_std` random W_Q, W_K ~ N(0, qk_std²) for phase-2 training.
     `dtype` defaults to the dtype of `conv_vit`; `conv_vit` is left unchanged.
