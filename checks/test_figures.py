@@ -22,9 +22,9 @@ from figures.registry import FIGURES
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMATS = ("png", "svg")
-OWN_FIGURES = ("heads", "attention", "temperature", "bounds", "cost", "photo")
+OWN_FIGURES = ("heads", "attention", "temperature", "bounds", "cost", "photo", "dimensions")
 # 'cost' holds wall-clock timings; 'bounds' fits on one CPU thread (the CLI sets it), bit-stable
-DETERMINISTIC = ("heads", "attention", "temperature", "bounds", "photo")
+DETERMINISTIC = ("heads", "attention", "temperature", "bounds", "photo", "dimensions")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -2,17 +2,20 @@
 
     2  attention    attention maps of the constructed heads for one query: 25 pixel heads
                     (k = 5), 9 patch heads (P = 4, k = 5), and a corner query whose missing keys
-                    hand their weight to the sink (SPEC T1, T2, §2 Borders)
+                    hand their weight to the sink (T1, T2, Borders)
     3  temperature  error against β of the finite-temperature layer, float32 and float64: e^(−β/2)
                     with zero padding (sink at −β/2), (T − 1)e^(−β) with circular padding
-                    (SPEC §2 Finite temperature)
+                    (paper_notes, Finite temperature)
     5  cost         forward time and peak memory against image size on this machine's CPU: pixel
                     MHSA, patch MHSA (P = 16), Conv2d (T1, T2 in practice); `cost_gpu` the same
                     on CUDA where a GPU is present
     6  photo        a photograph through a 5×5 edge filter, through the patch MHSA built from it,
-                    and their measured difference (SPEC T2 on real data)
+                    and their measured difference (T2 on real data)
+    7  dimensions   heads against kernel size in d = 1, 2, 3 axes: k^d per sample, pixel or
+                    voxel against chunks of P samples (3 heads while r ≤ P), P×P patches and
+                    t×P×P tubelets (27 for 3×3×3 on 2×16×16), with T3's necessary counts (T1–T3)
 
-Figures 1 ('heads') and 4 ('bounds') come from the theory package; `figures.registry` says how
+Figures 1 ('heads'), 4 ('bounds') and 7 come from the theory package; `figures.registry` says how
 a figure is added. Options: `--only NAME[,NAME]` (repeatable), `--quick` (small sizes, for the
 checks), `--out DIR` (default: this folder). Nothing is imported here, so that
 `python -m figures._probe` (one cost measurement per process) starts light.

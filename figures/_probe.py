@@ -1,5 +1,10 @@
 """One cost measurement: time and peak memory of one layer's forward pass on one image size.
 
+Methods: "pixel" is the pixel-token layer through its local path (`attention="local"`: only the
+keys its tables reach, linear in the tokens), "pixel_dense" the same layer through dense SDPA
+(its N·T·(T + 1) bias built and cached in the first call), "patch" the patch-token layer as
+built (`attention="auto"`), "conv" the convolution.
+
 Run as `python -m figures._probe '{"method": "pixel", "size": 32, "threads": 1}'` it prints one
 JSON object `{"seconds": float, "peak_bytes": float | null}` and exits; `figures.cost` runs it
 once per point in a fresh process with glibc's `MALLOC_MMAP_THRESHOLD_=65536`, so that every
@@ -36,13 +41,14 @@ from constructions import (
     pixel_mhsa_from_conv,
 )
 
-__all__ = ["CHANNELS", "KERNEL_SIZE", "METHODS", "PATCH_SIZE", "build", "measure_cpu",
-           "measure_cuda", "supports"]
+__all__ = ["CHANNELS", "KERNEL_SIZE", "METHODS", "PATCH_SIZE", "PIXEL_PATHS", "build",
+           "measure_cpu", "measure_cuda", "supports"]
 
 KERNEL_SIZE = 5
 CHANNELS = 3  # an RGB image: C = D = 3, so patch tokens are P²·3 = 768-wide as in ViT-Base
 PATCH_SIZE = 16
-METHODS = ("pixel", "patch", "conv")
+METHODS = ("pixel", "pixel_dense", "patch", "conv")
+PIXEL_PATHS = {"pixel": "local", "pixel_dense": "sdpa"}
 SEED = 5
 _MIN_REPEATS, _MAX_REPEATS, _MIN_SECONDS = 3, 50, 0.3
 
@@ -63,7 +69,7 @@ def supports(method: str, size: int) -> bool:
 def build(method: str, size: int, device: str) -> tuple[Callable[[torch.Tensor], torch.Tensor],
                                                          torch.Tensor]:
     """Return (layer, input) for `method` on a size×size float32 image: the Conv2d on the image,
-    or the MHSA constructed from it on pixel or patch tokens."""
+    or the MHSA constructed from it on pixel tokens (local or dense path) or patch tokens."""
     generator = torch.Generator().manual_seed(SEED)
     conv = nn.Conv2d(CHANNELS, CHANNELS, KERNEL_SIZE, padding="same")
     with torch.no_grad():
@@ -72,8 +78,9 @@ def build(method: str, size: int, device: str) -> tuple[Callable[[torch.Tensor],
     conv, image = conv.to(device), image.to(device)
     if method == "conv":
         return conv, image
-    if method == "pixel":
-        return pixel_mhsa_from_conv(conv, size), image_to_pixels(image).contiguous()
+    if method in PIXEL_PATHS:
+        layer = pixel_mhsa_from_conv(conv, size, attention=PIXEL_PATHS[method])
+        return layer, image_to_pixels(image).contiguous()
     if method == "patch":
         tokens = image_to_patches(image, PATCH_SIZE).contiguous()
         return patch_mhsa_from_conv(conv, size, PATCH_SIZE), tokens

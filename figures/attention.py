@@ -1,6 +1,6 @@
 """Figure 2 ('attention'): the attention maps of the constructed heads for one query token.
 
-Shows SPEC T1 (k² = 25 pixel heads for k = 5, each one-hot on the key at query + δ), T2 (9 patch
+Shows T1 (k² = 25 pixel heads for k = 5, each one-hot on the key at query + δ), T2 (9 patch
 heads for P = 4, k = 5, one per Δ ∈ N(S, P) = {−1, 0, 1}²) and §2 Borders (at a corner query the
 heads whose target key lies outside the grid put all their weight on the zero-content sink key).
 Every map is read from `RelPosMHSA.attention_weights` of the constructed layer, not recomputed.
@@ -93,7 +93,7 @@ def head_maps(layer: RelPosMHSA, tokens: torch.Tensor, query: tuple[int, int],
 
 def compute_attention(*, quick: bool = False) -> AttentionData:
     """Return the head maps: pixel heads (k = 5), patch heads (P = 4, k = 5) at an interior and
-    at a corner query. SPEC T1, T2, §2 Borders. The sizes are already small, so `quick` changes
+    at a corner query. T1, T2, Borders. The sizes are already small, so `quick` changes
     nothing."""
     del quick
     generator = torch.Generator().manual_seed(SEED)

@@ -1,11 +1,11 @@
 """Figure 4 ('bounds'): error of the best N_h-head layer vs N_h, floor and fit, pixel and patch.
 
-Shows SPEC §3 (numerically, bounds) for T3: one random circular 5×5 convolution (C = D = 8, so
+Shows T3's numerical evidence: one random circular 5×5 convolution (C = D = 8, so
 C·D ≥ k² and the pixel bound is the full k² = 25), seen through pixel tokens (s = 25) and through
 4×4 patch tokens (s = |N| = 9). For N_h = 1 … s + 1, from `theory.floors`:
 
 * the Eckart–Young floor √(Σ_{i>N_h} σ_i²) of the stacked blocks [vec M_Δ]_Δ
-  (`eckart_young_floor`): no layer of SPEC §1 has a smaller linearisation error;
+  (`eckart_young_floor`): no layer of paper_notes (Conventions) has a smaller linearisation error;
 * `fit_heads`: N_h position-only heads fitted by gradient descent (variable projection, Adam then
   LBFGS; best of a few seeded starts), built into a `RelPosMHSA`; its linearisation error
   √Σ_Δ ‖J_Δ − M_Δ‖_F² and its output error on held-out white-noise images.
@@ -91,7 +91,7 @@ def _panel(conv: nn.Conv2d, patch_size: int | None, image_size: int, title: str,
 
 def compute_bounds(*, quick: bool = False) -> BoundsData:
     """Return floors and fits for N_h = 1 … s + 1 of one circular k = 5, C = D = 8 convolution,
-    pixel tokens (s = 25) and 4×4 patch tokens (s = 9). SPEC §3 (numerically, bounds), T3."""
+    pixel tokens (s = 25) and 4×4 patch tokens (s = 9). T3 (numerical evidence)."""
     steps, starts = (40, 1) if quick else (300, 3)
     generator = torch.Generator().manual_seed(SEED)
     conv = nn.Conv2d(CHANNELS, CHANNELS, KERNEL_SIZE, padding="same", padding_mode="circular",

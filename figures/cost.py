@@ -1,14 +1,18 @@
 """Figure 5 ('cost', 'cost_gpu'): time and peak memory against image size, measured here.
 
-Shows what SPEC T1 and T2 cost in practice: the pixel-token layer attends over T = H·W tokens, so
-its dense bias and attention are N·T² (25 heads for k = 5); the patch-token layer (P = 16, 9
-heads) over T = H·W/P² tokens, P⁴ = 65 536 times fewer pairs; the convolution is linear in H·W.
+Shows what the T1 and T2 layers (paper_notes) cost in practice. The pixel-token layer (25 heads
+for k = 5) runs two ways: its local path scores only the N keys its tables reach per query, so
+time and memory grow linearly in T = H·W, up to 512² (1024² on the GPU); the dense path forms
+the N·T² bias and attention, and runs only while that bias N·T·(T + 1)·4 bytes stays under a cap
+(the figure says where it stopped). The patch-token layer (P = 16, 9 heads, as built:
+`attention="auto"`) has P⁴ = 65 536 times fewer pairs; the convolution is linear in H·W.
 Setting: C = D = 3 channels, k = 5, float32, batch 1, forward under `torch.no_grad()`.
 
 CPU ('cost'): every point is a fresh process (`figures._probe`) on one thread; memory is the peak
-resident-set growth of the first forward pass. GPU ('cost_gpu', only where CUDA is available):
-in-process, memory from `torch.cuda.max_memory_allocated`. The pixel layer runs only while its
-dense bias N·T·(T + 1)·4 bytes stays under a cap; the figure says where it stopped.
+resident-set growth of the first forward pass (caches such as the dense bias or the local plan
+included). GPU ('cost_gpu', only where CUDA is available): in-process, memory from
+`torch.cuda.max_memory_allocated`; the local path runs through FlexAttention from 64² to 512²
+(`local_attention.FLEX_MIN_TOKENS`, `FLEX_MAX_TILES`) and through the gather path elsewhere.
 """
 
 from __future__ import annotations
@@ -40,14 +44,14 @@ CPU_THREADS = 1  # reproducible, and immune to the oversubscription of a shared 
 SIZES = (16, 24, 32, 48, 64, 96, 128, 256, 512)
 QUICK_SIZES = (16, 32)
 GPU_SIZES = (*SIZES, 1024)
-PIXEL_BIAS_CAP = {"cpu": 2**30, "cpu-quick": 2**24, "cuda": 2**32, "cuda-quick": 2**24}
+PIXEL_BIAS_CAP = {"cpu": 2**30, "cpu-quick": 2**24, "cuda": 2**32, "cuda-quick": 2**24}  # dense
 
 
 @dataclass(frozen=True)
 class CostSeries:
     """One layer's measurements; NaN where not run (time) or not resolved (memory)."""
 
-    method: str  # 'pixel', 'patch' or 'conv'
+    method: str  # one of `_probe.METHODS`
     label: str
     sizes: np.ndarray  # image side H = W in pixels
     seconds: np.ndarray
@@ -69,14 +73,16 @@ def _labels() -> dict[str, str]:
     """Return the legend label of each method, head counts from the theory package."""
     k, P = _probe.KERNEL_SIZE, _probe.PATCH_SIZE
     return {
-        "pixel": f"pixel-token MHSA ({neighbourhood_size(k)} heads)",
+        "pixel": f"pixel-token MHSA, local path ({neighbourhood_size(k)} heads)",
+        "pixel_dense": f"pixel-token MHSA, dense SDPA ({neighbourhood_size(k)} heads)",
         "patch": f"patch-token MHSA, P = {P} ({neighbourhood_size(k, P)} heads)",
         "conv": f"Conv2d {k}×{k}",
     }
 
 
 def _pixel_bias_bytes(size: int) -> int:
-    """Return the bytes of the pixel layer's dense float32 bias N·T·(T + 1) on a size² image."""
+    """Return the bytes of the pixel layer's dense float32 bias N·T·(T + 1) on a size² image
+    (the dense path's; the local path forms none)."""
     T = size * size
     return neighbourhood_size(_probe.KERNEL_SIZE) * T * (T + 1) * 4
 
@@ -84,11 +90,11 @@ def _pixel_bias_bytes(size: int) -> int:
 def _plan(sizes: tuple[int, ...], cap: int) -> tuple[list[tuple[str, int]], list[str]]:
     """Return the (method, size) points to measure and a note on what the cap left out."""
     points = [(m, s) for m in _probe.METHODS for s in sizes if _probe.supports(m, s)]
-    kept = [(m, s) for m, s in points if m != "pixel" or _pixel_bias_bytes(s) <= cap]
+    kept = [(m, s) for m, s in points if m != "pixel_dense" or _pixel_bias_bytes(s) <= cap]
     dropped = [s for m, s in points if (m, s) not in kept]
     notes = []
     if dropped:
-        notes.append(f"pixel-token MHSA not run for H ≥ {min(dropped)}: its dense bias alone "
+        notes.append(f"dense pixel-token MHSA not run for H ≥ {min(dropped)}: its bias alone "
                      f"would take {_pixel_bias_bytes(min(dropped)) / 2**30:.1f} GiB "
                      f"(cap {cap / 2**30:.2g} GiB)")
     return kept, notes
@@ -141,8 +147,9 @@ def _probe_cpu(method: str, size: int) -> dict[str, float | None]:
 
 
 def compute_cost_cpu(*, quick: bool = False) -> CostData:
-    """Return CPU time and peak-RSS growth of the pixel MHSA, patch MHSA and Conv2d forward
-    against image size (one fresh single-threaded process per point). SPEC T1, T2 in practice."""
+    """Return CPU time and peak-RSS growth of the pixel MHSA (local and dense), patch MHSA and
+    Conv2d forward against image size (one fresh single-threaded process per point): T1, T2
+    in practice."""
     sizes = QUICK_SIZES if quick else SIZES
     points, notes = _plan(sizes, PIXEL_BIAS_CAP["cpu-quick" if quick else "cpu"])
     results = {p: _probe_cpu(*p) for p in tqdm(points, desc="cost: CPU points", leave=False)}
@@ -168,7 +175,7 @@ def cuda_unavailable() -> str | None:
 
 def compute_cost_gpu(*, quick: bool = False) -> CostData:
     """Return CUDA time and `max_memory_allocated` growth of the same three layers against image
-    size (measured in this process). SPEC T1, T2 in practice."""
+    size (measured in this process): T1, T2 in practice."""
     reason = cuda_unavailable()
     if reason is not None:
         raise RuntimeError(f"the GPU cost figure needs CUDA: {reason}")
@@ -191,8 +198,10 @@ def cost_axes(data: CostData) -> np.ndarray:
     return fig.subplots(1, 2)
 
 
-_COLOURS = {"pixel": "tab:red", "patch": "tab:blue", "conv": "tab:gray"}
-_MARKERS = {"pixel": "o", "patch": "s", "conv": "^"}
+_COLOURS = {"pixel": "tab:red", "pixel_dense": "tab:orange", "patch": "tab:blue",
+            "conv": "tab:gray"}  # fmt: skip
+_MARKERS = {"pixel": "o", "pixel_dense": "D", "patch": "s", "conv": "^"}
+_LINES = {"pixel_dense": "--"}
 
 
 def draw_cost(data: CostData, axes: np.ndarray) -> Figure:
@@ -203,7 +212,7 @@ def draw_cost(data: CostData, axes: np.ndarray) -> Figure:
     time_ax, memory_ax = axes
     for s in data.series:
         style = dict(color=_COLOURS[s.method], marker=_MARKERS[s.method], markersize=4,
-                     linewidth=1.3, label=s.label)
+                     linewidth=1.3, linestyle=_LINES.get(s.method, "-"), label=s.label)
         time_ax.loglog(s.sizes, s.seconds * 1e3, **style)
         memory_ax.loglog(s.sizes, s.peak_bytes / 2**20, **style)
     time_ax.set_ylabel("forward time, median of repeats (ms)")
@@ -226,7 +235,7 @@ def draw_cost(data: CostData, axes: np.ndarray) -> Figure:
 
 CPU_ENTRY = FigureEntry(
     compute_cost_cpu, cost_axes, draw_cost,
-    "time and peak memory vs image size on the CPU: pixel MHSA, patch MHSA, Conv2d",
+    "time and peak memory vs image size on the CPU: pixel MHSA (local, dense), patch MHSA, Conv2d",
 )  # fmt: skip
 GPU_ENTRY = FigureEntry(
     compute_cost_gpu, cost_axes, draw_cost,

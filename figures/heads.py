@@ -1,15 +1,15 @@
 """Figure 1 ('heads'): how many heads an exact MHSA convolution needs, pixel against patch input.
 
-Left, SPEC T1/T2 against the kernel size k (odd, dense, dilation 1): pixel tokens need |S| = k²
+Left, T1/T2 against the kernel size k (odd, dense, dilation 1): pixel tokens need |S| = k²
 heads, patch tokens |N(S, P)| = (2⌈r/P⌉ + 1)², r = (k − 1)/2: one head for k = 1, then a plateau of
 9 heads while the reach r ≤ P (k ≤ 2P + 1), then 25 heads up to r = 2P, 49 up to 3P, ... Every
 count is `theory.heads_sufficient`; the markers are `theory.heads_necessary` (T3, generic kernel)
 with C·D = |N| channel pairs, where the necessary count meets the sufficient one.
 
-Right, SPEC T3 against the number of channel pairs C·D (C = 1, D = C·D: the generic bound depends on
+Right, T3 against the number of channel pairs C·D (C = 1, D = C·D: the generic bound depends on
 the product only): the necessary count s = rank of the coefficient matrix G, computed exactly by
 `theory.heads_necessary` for a random integer witness kernel of each shape. The grey band under
-each curve is the closed form quoted in SPEC T3 (pixel min(k², C·D), patch min(|N|, (2P−1)²·C·D)),
+each curve is the closed form of T3 (pixel min(k², C·D), patch min(|N|, (2P−1)²·C·D)),
 drawn as a guide only. ViT-Base (Dosovitskiy et al., ICLR 2021) has 12 heads per layer and P = 16.
 """
 
@@ -36,13 +36,13 @@ NECESSARY_CASES = ((5, None), (5, 2), (7, 2), (9, 2), (13, 2))
 
 @dataclass(frozen=True)
 class NecessaryCurve:
-    """T3's necessary heads of one kernel size and token type against C·D, and SPEC's formula."""
+    """T3's necessary heads of one kernel size and token type against C·D, and the closed form."""
 
     kernel_size: int
     patch_size: int | None  # None: pixel tokens
     offsets: int  # |S| or |N(S, P)|: the T1/T2 heads
     necessary: np.ndarray  # (len(channel_products),) from theory.heads_necessary
-    formula: np.ndarray  # SPEC T3's closed form, for the guide
+    formula: np.ndarray  # T3's closed form, for the guide
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class HeadsData:
 
 
 def _formula(kernel_size: int, patch_size: int | None, channel_products: np.ndarray) -> np.ndarray:
-    """Return SPEC T3's generic s: min(k², C·D) (pixel) or min(|N|, (2P−1)²·C·D) (patch)."""
+    """Return T3's generic s: min(k², C·D) (pixel) or min(|N|, (2P−1)²·C·D) (patch)."""
     P = 1 if patch_size is None else patch_size
     r = (kernel_size - 1) // 2
     offsets = (2 * -(-r // P) + 1) ** 2
@@ -70,7 +70,7 @@ def _formula(kernel_size: int, patch_size: int | None, channel_products: np.ndar
 
 def compute_heads(*, quick: bool = False) -> HeadsData:
     """Return T1/T2 sufficient and T3 necessary heads for odd k ≤ 33 (≤ 17 quick) and P ∈
-    {2, 4, 8, 16}, and T3's necessary heads against C·D ≤ 64 (≤ 32 quick). SPEC T1–T3."""
+    {2, 4, 8, 16}, and T3's necessary heads against C·D ≤ 64 (≤ 32 quick). T1–T3."""
     kernel_sizes = np.arange(1, 18 if quick else 34, 2)
     channel_products = np.arange(1, 33 if quick else 65)
 
@@ -179,11 +179,11 @@ _CURVE_STYLES = [dict(color=_PIXEL_COLOUR, marker="o"), dict(color="tab:orange",
 
 
 def _draw_vs_channels(data: HeadsData, ax: Axes) -> None:
-    """Right panel: T3's necessary heads against C·D, SPEC's formula as a grey guide."""
+    """Right panel: T3's necessary heads against C·D, the closed form as a grey guide."""
     cd = data.channel_products
     for i, (curve, style) in enumerate(zip(data.curves, _CURVE_STYLES, strict=True)):
         ax.loglog(cd, curve.formula, color="0.85", linewidth=5.0, solid_capstyle="round",
-                  zorder=1, label="SPEC T3 closed form (guide)" if i == 0 else None)
+                  zorder=1, label="T3 closed form (guide)" if i == 0 else None)
         ax.loglog(cd, curve.necessary, linewidth=1.1, markersize=3.5, markerfacecolor="none",
                   label=_curve_label(curve, list(data.curves[:i])), zorder=3, **style)
     # below the line, right of the patch ramps (9·C·D crosses 12 at C·D = 4/3)

@@ -1,6 +1,6 @@
 """Figure 6 ('photo'): a photograph filtered by a convolution and by the patch MHSA built from it.
 
-Shows SPEC T2 with §2 Borders on real data: `patch_mhsa_from_conv` (P = 16, ViT's patch size, so
+Shows T2 with its Borders on real data: `patch_mhsa_from_conv` (P = 16, ViT's patch size, so
 tokens are 16·16·3 = 768-wide as in ViT-Base) turns a 5×5 edge filter on the three colour
 channels into 9 heads whose output equals the filter's on every pixel, the image border included;
 the difference panel and its maximum are measured, in float32 and float64.
@@ -83,7 +83,7 @@ def _filter_both(conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 def compute_photo(*, quick: bool = False) -> PhotoData:
     """Return the photograph filtered by a 5×5 edge Conv2d (one filter per colour channel) and by
-    the 9-head patch MHSA built from it (P = 16), with their measured difference. SPEC T2."""
+    the 9-head patch MHSA built from it (P = 16), with their measured difference. T2."""
     x = load_photo(downsample=4 if quick else 2)
     conv = nn.Conv2d(3, 3, KERNEL_SIZE, padding="same", groups=3, bias=False, dtype=torch.float64)
     with torch.no_grad():

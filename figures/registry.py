@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from figures import attention, bounds, cost, heads, photo, temperature
+from figures import attention, bounds, cost, dimensions, heads, photo, temperature
 from figures.entry import FigureEntry
 
 __all__ = ["FIGURES", "FigureEntry"]
@@ -32,4 +32,5 @@ FIGURES: dict[str, FigureEntry[Any, Any]] = {
     "cost": cost.CPU_ENTRY,  # figure 5
     "cost_gpu": cost.GPU_ENTRY,  # figure 5, GPU version (only where CUDA is available)
     "photo": photo.ENTRY,  # figure 6
+    "dimensions": dimensions.ENTRY,  # figure 7
 }

@@ -1,6 +1,6 @@
 """Figure 3 ('temperature'): error of the finite-temperature construction against β.
 
-Shows SPEC §2 (Finite temperature): `pixel_mhsa_from_conv(conv, ..., beta=β)` puts −β instead of
+Shows paper_notes' Finite temperature: `pixel_mhsa_from_conv(conv, ..., beta=β)` puts −β instead of
 −∞ off each head's target, and with zero padding the sink at −β/2. The error then has two rates:
 
 * circular padding (no sink): a query's target logit is 0 and the T − 1 other keys sit at −β, so
@@ -100,7 +100,7 @@ def _errors(conv: nn.Conv2d, x: torch.Tensor, betas: np.ndarray, dtype: torch.dt
 
 def compute_temperature(*, quick: bool = False) -> TemperatureData:
     """Return the relative errors of the finite-temperature pixel layer (k = 5) for β in 1..91,
-    zero and circular padding, interior and border tokens, float32 and float64. SPEC §2."""
+    zero and circular padding, interior and border tokens, float32 and float64."""
     image_size = 10 if quick else 16
     betas = np.linspace(1.0, 91.0, 11 if quick else 46)
     generator = torch.Generator().manual_seed(SEED)
