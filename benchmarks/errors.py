@@ -1,4 +1,5 @@
-"""Worst relative error of the T1/T2 layers against F.conv2d over many random convolutions.
+"""Worst relative error of the T1/T2 layers against F.conv2d over many random convolutions,
+through the dense fused SDPA call, the written-out softmax and the local path.
 
     python -m benchmarks.errors [--cases 200] [--device cuda]
 
@@ -27,7 +28,7 @@ from constructions import (
     pixel_mhsa_from_conv,
     pixels_to_image,
 )
-from theory.neighbourhoods import patch_neighbourhood
+from constructions.geometry import patch_neighbourhood
 
 DTYPES = {
     "cpu": [torch.float64, torch.float32],
@@ -78,7 +79,7 @@ def worst_errors(cases: int, device: str) -> list[dict[str, object]]:
             with torch.no_grad():
                 ref = copy.deepcopy(conv).double()(x.double())
             for tokens in ("pixel", "patch"):
-                for path in ("sdpa", "reference"):
+                for path in ("sdpa", "reference", "local"):
                     if tokens == "pixel":
                         layer = pixel_mhsa_from_conv(conv, size, attention=path)
                         to, back = image_to_pixels, lambda t: pixels_to_image(t, size)  # noqa: B023

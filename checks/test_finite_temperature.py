@@ -1,4 +1,4 @@
-"""Finite temperature (SPEC §2): −β instead of −∞; the error decays like e^(−β), and like
+"""Finite temperature (paper_notes): −β instead of −∞; the error decays like e^(−β), and like
 e^(−β/2) with zero padding, whose sink sits halfway at −β/2."""
 
 from __future__ import annotations
