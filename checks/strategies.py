@@ -49,27 +49,13 @@ class ConvCase:
 
     def conv(self, dtype: torch.dtype = torch.float64, device: str = "cpu") -> nn.Conv2d:
         """Return the convolution, weights drawn from N(0, 1) with this case's seed."""
-        conv = nn.Conv2d(
-            self.in_channels, self.out_channels, self.kernel_size, padding="same",
-            dilation=self.dilation, groups=self.groups, bias=self.bias,
-            padding_mode=self.padding_mode, dtype=torch.float64,
-        )  # fmt: skip
-        gen = torch.Generator().manual_seed(self.seed)
-        with torch.no_grad():
-            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen, dtype=torch.float64))
-            if conv.bias is not None:
-                conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen, dtype=torch.float64))
-        return conv.to(dtype=dtype, device=device)
+        return _seeded_conv(self, dtype, device)
 
     def image(
         self, batch: int = 2, dtype: torch.dtype = torch.float64, device: str = "cpu"
     ) -> torch.Tensor:
         """Return a random image batch (B, C, H, W) drawn with this case's seed."""
-        gen = torch.Generator().manual_seed(self.seed + 1)
-        x = torch.randn(
-            batch, self.in_channels, *self.image_size, generator=gen, dtype=torch.float64
-        )
-        return x.to(dtype=dtype, device=device)
+        return _seeded_input(self, self.image_size, batch, dtype, device)
 
 
 def _min_grid(k: int, d: int, P: int, circular: bool) -> int:
@@ -143,28 +129,13 @@ class ConvCaseND:
 
     def conv(self, dtype: torch.dtype = torch.float64, device: str = "cpu") -> nn.Module:
         """Return the convolution (nn.Conv1d/2d/3d), weights N(0, 1) with this case's seed."""
-        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[self.dims - 1]
-        conv = cls(
-            self.in_channels, self.out_channels, self.kernel_size, padding="same",
-            dilation=self.dilation, groups=self.groups, bias=self.bias,
-            padding_mode=self.padding_mode, dtype=torch.float64,
-        )  # fmt: skip
-        gen = torch.Generator().manual_seed(self.seed)
-        with torch.no_grad():
-            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen, dtype=torch.float64))
-            if conv.bias is not None:
-                conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen, dtype=torch.float64))
-        return conv.to(dtype=dtype, device=device)
+        return _seeded_conv(self, dtype, device)
 
     def input(
         self, batch: int = 2, dtype: torch.dtype = torch.float64, device: str = "cpu"
     ) -> torch.Tensor:
         """Return a random input batch (B, C, *input_size) drawn with this case's seed."""
-        gen = torch.Generator().manual_seed(self.seed + 1)
-        x = torch.randn(
-            batch, self.in_channels, *self.input_size, generator=gen, dtype=torch.float64
-        )
-        return x.to(dtype=dtype, device=device)
+        return _seeded_input(self, self.input_size, batch, dtype, device)
 
 
 @st.composite
@@ -198,3 +169,28 @@ def conv_cases_nd(
         grid=tuple(grid),
         seed=draw(st.integers(0, 2**31 - 1)),
     )
+
+
+def _seeded_conv(case: ConvCase | ConvCaseND, dtype: torch.dtype, device: str) -> nn.Module:
+    """Return the case's nn.Conv1d/2d/3d, weights and bias drawn from N(0, 1) with its seed."""
+    cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[len(case.kernel_size) - 1]
+    conv = cls(
+        case.in_channels, case.out_channels, case.kernel_size, padding="same",
+        dilation=case.dilation, groups=case.groups, bias=case.bias,
+        padding_mode=case.padding_mode, dtype=torch.float64,
+    )  # fmt: skip
+    gen = torch.Generator().manual_seed(case.seed)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen, dtype=torch.float64))
+        if conv.bias is not None:
+            conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen, dtype=torch.float64))
+    return conv.to(dtype=dtype, device=device)
+
+
+def _seeded_input(
+    case: ConvCase | ConvCaseND, size: tuple[int, ...], batch: int, dtype: torch.dtype, device: str
+) -> torch.Tensor:
+    """Return a random input batch (B, C, *size) drawn with the case's seed + 1."""
+    gen = torch.Generator().manual_seed(case.seed + 1)
+    x = torch.randn(batch, case.in_channels, *size, generator=gen, dtype=torch.float64)
+    return x.to(dtype=dtype, device=device)
