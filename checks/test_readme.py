@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import json
 import re
 import shlex
 import subprocess
@@ -62,6 +63,17 @@ def test_readme_python_examples_print_what_their_comments_say(code: str) -> None
 def test_the_comment_rule_can_fail() -> None:
     assert not _matches("0.3", "~1e-16") and not _matches("10", "9")
     assert _matches("verified: patch tokens: the minimum is 10 heads", "verified: ... 10 heads")
+
+
+def test_the_readme_certificate_is_the_one_the_cli_prints_and_it_rechecks(capsys) -> None:
+    from theory import recheck
+    from theory.cli import main
+
+    (shown,) = re.findall(r"```json\n(.*?)```", README, flags=re.S)
+    assert recheck(shown)["summary"].startswith("verified")
+    assert main(["bounds", "--kernel-size", "3", "--patch-size", "16", "--certify", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)["patch"]["certificate"]
+    assert json.loads(shown) == printed
 
 
 def test_readme_bounds_example_prints_the_table_shown() -> None:
