@@ -143,12 +143,14 @@ def test_a_patch_certificate_relabelled_pixel_is_rejected() -> None:
 
 
 def test_a_rank_deficient_witness_is_rejected() -> None:
-    cert = certify_lower_bound(3, 2, in_channels=2, out_channels=2).data
+    # pixel 3×3, C = D = 3: s = 9, a dense witness; copy tap (0, 0) onto tap (2, 2), so
+    # M_(1,1) = M_(−1,−1) and the rank drops to 8 while the claim still says 9
+    cert = certify_lower_bound(3, in_channels=3, out_channels=3).data
     forged = copy.deepcopy(cert)
-    w = forged["witness"]
-    w[1] = copy.deepcopy(w[0])  # output channel 1 = output channel 0
-    if _claim_is_true(forged):  # pragma: no cover - 9 ≤ rank even so; make it smaller
-        forged["claim"]["heads_at_least"] = _true_rank(forged) + 1
+    for out in forged["witness"]:
+        for tap in out:
+            tap[2][2] = tap[0][0]
+    assert _true_rank(cert) == 9 and _true_rank(forged) == 8
     with pytest.raises(CertificateError):
         recheck(forged)
 

@@ -90,6 +90,8 @@ def test_table_is_the_default_output(capsys) -> None:
         (["--kernel-size", "3x3x3", "--patch-size", "16x8"],
          "different numbers of axes: --kernel-size 3x3x3 has 3, --patch-size 16x8 has 2"),
         (["--kernel-size", "3", "--patch-size", "2", "--dims", "4"], "--dims must be 1, 2 or 3"),
+        (["--kernel-size", "3", "--patch-size", "2", "--in-channels", "3x3"],
+         "--in-channels takes one integer, got '3x3'"),
         (["--kernel-size", "3x3", "--patch-size", "2", "--dims", "3"],
          "--dims 3 contradicts sizes with 2 axes"),
         (["--kernel-size", "4000", "--patch-size", "2", "--certify"],
@@ -97,7 +99,7 @@ def test_table_is_the_default_output(capsys) -> None:
     ],
     ids=["zero-kernel", "negative-patch", "bad-kernel", "float-patch", "zero-head-dim",
          "huge-kernel", "huge-dilation", "huge-pattern", "axes-mismatch", "dims-4",
-         "dims-contradiction", "huge-certificate"],
+         "dims-contradiction", "huge-certificate", "channels-with-axes"],
 )  # fmt: skip
 def test_bad_arguments_exit_non_zero_with_one_readable_line(argv, message, capsys) -> None:
     assert main(["bounds", *argv]) == 2

@@ -106,14 +106,10 @@ def claim_of(shape: KernelShape, Ps: tuple[int, ...] | None, **heads: object) ->
 def witness_json(weight: np.ndarray) -> list | dict:
     """Return the witness entry of a certificate: nested lists, or its non-zero entries."""
     if weight.size <= DENSE_WITNESS_MAX:
-        return weight.tolist() if weight.dtype != object else _nested(weight)
+        return weight.tolist()  # Python ints, also from an object array of big integers
     index = np.argwhere(weight != 0)
     entries = [[*map(int, i), int(weight[tuple(i)])] for i in index]
     return {"shape": list(weight.shape), "entries": entries}
-
-
-def _nested(a: np.ndarray) -> list:
-    return [int(v) for v in a.ravel()] if a.ndim == 1 else [_nested(x) for x in a]
 
 
 def minor_columns(

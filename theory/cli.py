@@ -91,10 +91,10 @@ def _dims(args: argparse.Namespace, named: dict[str, list[tuple[int, ...]]]) -> 
 
 
 def _single(text: str, name: str) -> int:
-    (value,) = _size(text, name) if "," not in text else (None,)
-    if value is None:
+    value = _size(text, name) if "," not in text else ()
+    if len(value) != 1:
         raise ValueError(f"{name} takes one integer, got {text!r}")
-    return value
+    return value[0]
 
 
 def _write_certificates(directory: str, named: list[tuple[str, dict]]) -> None:

@@ -9,7 +9,6 @@ kernels that need s + 1 heads.
 from __future__ import annotations
 
 import functools
-import math
 
 from theory.bounds import head_bounds, kernel_shape
 from theory.certificates import certify_lower_bound
@@ -101,17 +100,16 @@ def _minima(
 ) -> dict:
     """Return {"minimum": …} for the seed-0 random kernel and {"sample": …} over `sample` more."""
     ks = kernel_shape(kernel_size, dims=len(kernel_size), **shape)  # type: ignore[arg-type]
-    out: dict = {}
     seeds = ([0] if one else []) + list(range(1, sample + 1))
-    results = {}
-    for seed in seeds:
-        weight = random_witness(ks.weight_shape(), seed)
-        try:
-            r = minimum_heads(weight.double(), P, groups=ks.groups, dilation=ks.dilation)
-        except ValueError as err:  # too many offsets for the exact minimum: say so, once
-            return {"minimum": None, "minimum_skipped": str(err)} if one else {
-                "sample": None, "sample_skipped": str(err)}  # fmt: skip
-        results[seed] = r
+    try:
+        results = {
+            seed: minimum_heads(random_witness(ks.weight_shape(), seed).double(), P,
+                                groups=ks.groups, dilation=ks.dilation)
+            for seed in seeds
+        }  # fmt: skip
+    except ValueError as err:  # too many offsets for the exact minimum: say so instead
+        return {"minimum": None, "sample": None, "skipped": str(err)}
+    out: dict = {}
     if one:
         r = results[0]
         out["minimum"] = {"heads": r.heads, "span_dim": r.span_dim, "kind": r.kind}
@@ -210,5 +208,5 @@ def minimum_table(rows: list[dict]) -> str:
     return (
         _format([head, *body])
         + f"\n({len(rows)} kernel{'s' * (len(rows) != 1)}; "
-        + (f"{math.fsum(r['minimum'] > r['span_dim'] for r in rows):.0f} need s+1)")
+        + f"{sum(r['minimum'] > r['span_dim'] for r in rows)} need s+1)"
     )
