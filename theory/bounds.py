@@ -55,6 +55,7 @@ __all__ = [
     "structural_bound",
 ]
 
+MAX_RESIDUE_SLOTS = 1 << 24  # columns of the witness's residue matching (scipy allocates each)
 MAX_STACK_SIDE = 2048  # stacked maps whose smaller side exceeds this get a certified lower bound
 
 
@@ -277,6 +278,21 @@ def _head_dim_bounds(
     return sufficient, necessary, stacked, exact
 
 
+def _check_residue_slots(Ps: tuple[int, ...] | None, copies: int) -> None:
+    """Raise, naming patch_size, when the witness's residue matching cannot be indexed. T3.
+
+    The matching (`theory.witnesses`) has ΠP residues × `copies` columns, each allocated.
+    """
+    slots = math.prod(Ps or (1,)) * copies
+    if slots > MAX_RESIDUE_SLOTS:
+        most = math.isqrt(MAX_RESIDUE_SLOTS // copies) if len(Ps) == 2 else None
+        raise ValueError(
+            f"patch_size={Ps}: the structured witness matches rows to ΠP × min(C·D/g, |N|) = "
+            f"{slots:,} residue slots; at most {MAX_RESIDUE_SLOTS:,} are supported"
+            + (f" (a patch of at most {most}x{most} here)" if most else "")
+        )
+
+
 def _bounds(
     shape: KernelShape,
     Ps: tuple[int, ...] | None,
@@ -301,6 +317,7 @@ def _bounds(
     else:
         upper = structural_bound(shape, Ps)
     if s < 0 and not concrete:
+        _check_residue_slots(Ps, min(shape.pairs, offsets))
         witness = structured_witness(
             shape.kernel_size, Ps, in_channels=shape.in_channels,
             out_channels=shape.out_channels, groups=shape.groups, **shape.geometry(),
