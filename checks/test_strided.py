@@ -8,6 +8,9 @@ one-hot inputs gives the whole token-to-token matrix, independent of this projec
 
 from __future__ import annotations
 
+import json
+import re
+
 import flint
 import numpy as np
 import pytest
@@ -22,6 +25,7 @@ from constructions import from_tokens, mhsa_from_conv, to_tokens
 from constructions.blocks import patch_blocks
 from constructions.geometry import neighbourhood_size, patch_neighbourhood
 from theory import certify_lower_bound, head_bounds, minimum_heads, recheck
+from theory.cli import main
 
 PATHS = ["sdpa", "reference", "local"]
 
@@ -175,3 +179,37 @@ def test_the_minimum_of_a_strided_conv_is_certified_and_rechecks() -> None:
     assert result.heads in (result.span_dim, result.span_dim + 1)
     assert result.certificate.data["claim"]["stride"] == [2, 2]
     assert recheck(result.certificate)["summary"].startswith("verified")
+
+
+def test_the_cli_answers_strided_shapes_with_certificates(capsys) -> None:
+    argv = ["bounds", "--kernel-size", "7", "--patch-size", "2", "--stride", "2", "--padding",
+            "3", "--in-channels", "3", "--out-channels", "8", "--certify", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["stride"], record["padding"]) == ([2, 2], [3, 3])
+    for tokens in ("pixel", "patch"):  # P = 2 is the stride: both read 2×2 input patches
+        entry = record[tokens]
+        assert entry["offsets"] == entry["necessary"] == len(
+            patch_neighbourhood(7, 2, 1, 2, 3)
+        )
+        assert recheck(entry["certificate"])["summary"].startswith("verified")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--stride", "0"], r"stride"),
+        (["--padding", "-1"], r"--padding takes P, PxP or PxPxP"),
+        (["--stride", "2", "--patch-size", "3"], r"stride=\(2, 2\) does not divide patch_size"),
+        (["--stride", "2", "--padding", "0"], r"padding=\(0, 0\) with kernel_size=\(3, 3\), "
+                                              r"stride=\(2, 2\)"),
+    ],
+    ids=["stride-0", "negative-padding", "stride-not-dividing-the-patch", "valid-padding"],
+)  # fmt: skip
+def test_bad_strided_cli_input_gives_one_line_naming_the_option(argv, message, capsys) -> None:
+    base = {"--kernel-size": "3", "--patch-size": "4"}
+    for i in range(0, len(argv), 2):
+        base[argv[i]] = argv[i + 1]
+    assert main(["bounds", *[x for kv in base.items() for x in kv]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0]), err

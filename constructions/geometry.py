@@ -135,7 +135,9 @@ def check_strides(strides: tuple[int, ...], patch_size: tuple[int, ...]) -> tupl
             raise ValueError(
                 f"stride={strides} does not divide patch_size={patch_size} on axis {a} "
                 f"({P} % {s} = {P % s}): each output token holds P/s pixels, so the patch "
-                f"side must be a multiple of the stride (e.g. {s * max(1, P // s)} or {s})"
+                f"side must be a multiple of the stride (e.g. "
+                + (f"{P - P % s} or " if P > s else "")
+                + f"{P - P % s + s})"
             )
     return strides
 

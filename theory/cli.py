@@ -111,11 +111,24 @@ def _count(text: str, name: str) -> int:
     return int(text)
 
 
-def _refuse_minimum(combos: list, shape: dict, dilation: tuple[int, ...], option: str) -> None:
+def _paddings(text: str) -> list[tuple[int, ...]]:
+    """Return `--padding` (P, PxP or PxPxP; 0 allowed) as a one-element size list."""
+    if not re.fullmatch(r"\d+(x\d+){0,2}", text.strip()):
+        raise ValueError(
+            f"--padding takes P, PxP or PxPxP (integers >= 0, the zeros before each axis), "
+            f"got {text.strip()!r}"
+        )
+    return [tuple(int(v) for v in text.strip().split("x"))]
+
+
+def _refuse_minimum(
+    combos: list, shape: dict, dilation: tuple[int, ...], option: str, geometry: dict
+) -> None:
     """Raise, before any work, when no (kernel, tokens) of the sweep allows the exact minimum."""
+    strided = {k: v for k, v in geometry.items() if v is not None}
     reasons = [
         minimum_refusal(k, P, dilation=dilation, in_channels=shape["in_channels"],
-                        out_channels=shape["out_channels"], groups=shape["groups"])
+                        out_channels=shape["out_channels"], groups=shape["groups"], **strided)
         for k, patch in combos for P in (None, patch)
     ]  # fmt: skip
     if all(reasons):
@@ -135,13 +148,23 @@ def _bounds(args: argparse.Namespace) -> int:
     dilations = parse_sizes(args.dilation, "--dilation")
     if len(dilations) != 1:
         raise ValueError(f"--dilation takes one size, got {args.dilation!r}")
-    dims = _dims(args, {"--kernel-size": kernels, "--patch-size": patches,
-                        "--dilation": dilations})  # fmt: skip
+    strides = None if args.stride is None else parse_sizes(args.stride, "--stride")
+    paddings = None if args.padding is None else _paddings(args.padding)
+    for name, given in (("--stride", strides), ("--padding", paddings)):
+        if given is not None and len(given) != 1:
+            raise ValueError(f"{name} takes one size, got {getattr(args, name[2:])!r}")
+    sizes = {"--kernel-size": kernels, "--patch-size": patches, "--dilation": dilations}
+    sizes |= {"--stride": strides} if strides else {}
+    dims = _dims(args, sizes)
     kernels, patches = (
         _per_dims(kernels, "--kernel-size", dims),
         _per_dims(patches, "--patch-size", dims),
     )
     (dilation,) = _per_dims(dilations, "--dilation", dims)
+    geometry = {
+        "stride": None if strides is None else _per_dims(strides, "--stride", dims)[0],
+        "padding": None if paddings is None else _per_dims(paddings, "--padding", dims)[0],
+    }
     shape = dict(
         in_channels=_single(args.in_channels, "--in-channels"),
         out_channels=_single(args.out_channels, "--out-channels"),
@@ -152,9 +175,11 @@ def _bounds(args: argparse.Namespace) -> int:
     certify = args.certify or args.certificates is not None
     combos = list(itertools.product(kernels, patches))
     if args.minimum or shape["sample"]:
-        _refuse_minimum(combos, shape, dilation, "--minimum" if args.minimum else "--sample")
+        _refuse_minimum(combos, shape, dilation, "--minimum" if args.minimum else "--sample",
+                        geometry)  # fmt: skip
     records = [
-        bounds_record(k, P, dilation=dilation, certify=certify, minimum=args.minimum, **shape)
+        bounds_record(k, P, dilation=dilation, certify=certify, minimum=args.minimum,
+                      **geometry, **shape)
         for k, P in tqdm(combos, disable=len(combos) < 4, file=sys.stderr, desc="bounds")
     ]
     if args.certificates is not None:
@@ -296,6 +321,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--patch-size", required=True, help="P, PxP or PxPxP, or a comma list")
     b.add_argument("--dims", default=None, help="axes of single-number sizes (1, 2, 3; default 2)")
     b.add_argument("--dilation", default="1", help="D, or one per axis (DxD)")
+    b.add_argument("--stride", default=None, help="S, or one per axis (SxS); default 1")
+    b.add_argument(
+        "--padding", default=None,
+        help="zeros before each axis, P or PxP (PyTorch's padding); default dil·(k−1)//2",
+    )  # fmt: skip
     b.add_argument("--in-channels", default="1")
     b.add_argument("--out-channels", default="1")
     b.add_argument("--groups", default="1")

@@ -52,6 +52,8 @@ def bounds_record(
     patch_size: tuple[int, ...],
     *,
     dilation: tuple[int, ...],
+    stride: tuple[int, ...] | None = None,
+    padding: tuple[int, ...] | None = None,
     in_channels: int = 1,
     out_channels: int = 1,
     groups: int = 1,
@@ -60,13 +62,23 @@ def bounds_record(
     minimum: bool = False,
     sample: int = 0,
 ) -> dict:
-    """Return the JSON object of one combination: {"pixel": {...}, "patch": {...}, ...}."""
+    """Return the JSON object of one combination: {"pixel": {...}, "patch": {...}, ...}.
+
+    A strided shape (`stride`, and `padding` p before each axis) also records both.
+    """
     shape = dict(dilation=dilation, in_channels=in_channels, out_channels=out_channels,
                  groups=groups)  # fmt: skip
+    strided = stride is not None or padding is not None
+    if strided:
+        ks = kernel_shape(kernel_size, dilation=dilation, stride=stride or 1, padding=padding,
+                          dims=len(kernel_size))  # fmt: skip
+        shape |= {"stride": ks.stride, "padding": ks.padding}
     record: dict = {
         "kernel_size": list(kernel_size),
         "patch_size": _shown(patch_size),
         "dilation": _shown(dilation) if len(kernel_size) == 2 else list(dilation),
+        **({"stride": list(shape["stride"]), "padding": list(shape["padding"])}
+           if strided else {}),
         "in_channels": in_channels,
         "out_channels": out_channels,
         "groups": groups,
@@ -116,12 +128,14 @@ def minimum_refusal(
     in_channels: int,
     out_channels: int,
     groups: int,
+    stride: tuple[int, ...] | int = 1,
+    padding: tuple[int, ...] | None = None,
 ) -> str | None:
     """Return why the exact minimum (T4) of a kernel of this shape is not computed, or None.
 
     T4 runs on G, |N| rows by C·D/g pairs: counted here, nothing is allocated.
     """
-    offsets = neighbourhood_size(kernel_size, P, dilation)
+    offsets = neighbourhood_size(kernel_size, P, dilation, stride, padding)
     tokens = "pixel tokens" if P is None else f"patch tokens of --patch-size {size_text(P)}"
     if offsets > MAX_ROWS:
         return (
@@ -149,8 +163,9 @@ def _minima(
 ) -> dict:
     """Return {"minimum": …} for the seed-0 random kernel and {"sample": …} over `sample` more."""
     ks = kernel_shape(kernel_size, dims=len(kernel_size), **shape)  # type: ignore[arg-type]
-    refusal = minimum_refusal(kernel_size, P, dilation=ks.dilation, in_channels=ks.in_channels,
-                              out_channels=ks.out_channels, groups=ks.groups)  # fmt: skip
+    refusal = minimum_refusal(kernel_size, P, in_channels=ks.in_channels,
+                              out_channels=ks.out_channels, groups=ks.groups,
+                              **ks.geometry())  # fmt: skip
     if refusal is not None:  # too large for the exact minimum: say so instead
         return {**({"minimum": None} if one else {}), **({"sample": None} if sample else {}),
                 "skipped": refusal}  # fmt: skip
@@ -158,7 +173,7 @@ def _minima(
     tokens = "pixel" if P is None else "patch"
     results = {
         seed: minimum_heads(random_witness(ks.weight_shape(), seed).double(), P,
-                            groups=ks.groups, dilation=ks.dilation)
+                            groups=ks.groups, **ks.geometry())
         for seed in tqdm(seeds, desc=f"minimum ({tokens})", file=sys.stderr, delay=2,
                          leave=False)
     }  # fmt: skip
@@ -181,8 +196,10 @@ def _cells(
         notes.append(e["skipped"])
     missing = f"- [{notes.index(e['skipped']) + 1}]" if "skipped" in e else "-"
     P = r["patch_size"]
+    compact = lambda v: str(v[0]) if len(set(v)) == 1 else size_text(v)  # noqa: E731
+    stride = f"/s{compact(r['stride'])}/p{compact(r['padding'])}" if "stride" in r else ""
     row = [
-        size_text(r["kernel_size"]),
+        size_text(r["kernel_size"]) + stride,
         "-" if tokens == "pixel" else (str(P) if isinstance(P, int) else size_text(P)),
         str(r["in_channels"]),
         str(r["out_channels"]),
