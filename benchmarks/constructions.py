@@ -42,7 +42,7 @@ from constructions import (
     patch_mhsa_from_conv,
     pixel_mhsa_from_conv,
 )
-from constructions.mhsa import _per_head
+from constructions.heads import head_projections
 
 CASES = [
     # (tokens, k, C, D, image side, patch size)
@@ -85,7 +85,7 @@ def measure(
         keys = F.pad(t, (0, 0, 0, k_.shape[2] - t.shape[1]))  # with the sink row, if any
 
         def floor() -> torch.Tensor:  # value projection, bare SDPA, output projection
-            v2 = _per_head(keys, layer.w_v, layer.b_v)
+            v2 = head_projections(keys, layer.w_v, layer.b_v)
             o2 = F.scaled_dot_product_attention(q, k_, v2, attn_mask=bias)
             return o2.transpose(1, 2).flatten(2) @ layer.w_o.flatten(0, 1)
 

@@ -1,8 +1,9 @@
-"""Hypothesis strategies for the equivalence checks: random stride-1 'same' convolutions.
+"""Hypothesis strategies for the equivalence checks: random convolutions, stride 1 and strided.
 
 `conv_cases()` draws channels, groups (incl. depthwise), kernel shapes (odd, even, rectangular),
 dilation, bias, padding mode, patch size and a patch grid (non-square, down to one row) that is
 just large enough for the kernel, so the border cases are where the draws concentrate.
+`strided_cases()` draws strided Conv1d/2d/3d with every padding whose output grid is n/s.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from torch import nn
 
 from constructions.geometry import kernel_reach, patch_neighbourhood
 
-__all__ = ["ConvCase", "ConvCaseND", "conv_cases", "conv_cases_nd"]
+__all__ = [
+    "ConvCase",
+    "ConvCaseND",
+    "StridedCase",
+    "conv_cases",
+    "conv_cases_nd",
+    "strided_cases",
+]
 
 
 @dataclass(frozen=True)
@@ -171,11 +179,94 @@ def conv_cases_nd(
     )
 
 
+@dataclass(frozen=True)
+class StridedCase(ConvCaseND):
+    """A drawn strided convolution: stride s_a | P_a, padding p_a with n/s outputs per axis.
+
+    `patch_size` is the input patch (P_a = s_a for pixel tokens); output tokens hold P_a/s_a
+    pixels per axis.
+    """
+
+    stride: tuple[int, ...] = ()
+    padding: tuple[int, ...] = ()
+    pixels: bool = False  # pixel tokens: the patch is the stride
+
+    @property
+    def token_patch(self) -> tuple[int, ...] | None:
+        """The `patch_size` to give the constructions (None for pixel tokens)."""
+        return None if self.pixels else self.patch_size
+
+    @property
+    def output_patch(self) -> tuple[int, ...]:
+        return tuple(P // s for P, s in zip(self.patch_size, self.stride, strict=True))
+
+    @property
+    def output_size(self) -> tuple[int, ...]:
+        return tuple(n // s for n, s in zip(self.input_size, self.stride, strict=True))
+
+
+@st.composite
+def strided_cases(draw: st.DrawFn, dims: tuple[int, ...] = (1, 2, 3)) -> StridedCase:
+    """Draw a `StridedCase`: strides 1–3 (at least one axis > 1), pixel or patch tokens, every
+    padding p with d·(k−1) + 1 − s ≤ 2p ≤ d·(k−1), grids down to the smallest the kernel allows."""
+    d = draw(st.sampled_from(dims), label="dims")
+    kmax = 5 if d < 3 else 3
+    circular = draw(st.booleans(), label="circular")
+    pixels = draw(st.booleans(), label="pixels")
+    ks, ds, ss, ps, Ps, grid = [], [], [], [], [], []
+    for _ in range(d):
+        s = draw(st.integers(1, 3))
+        k = draw(st.integers(1, kmax))
+        dil = draw(st.integers(1, 2))
+        span = dil * (k - 1)
+        low = max(0, -(-(span + 1 - s) // 2))
+        if low > span // 2:  # only 'same' (stride 1, odd span) fits: take the next kernel size
+            k, span = k + 1, dil * k
+            low = max(0, -(-(span + 1 - s) // 2))
+        p = draw(st.integers(low, span // 2))
+        P = s * (1 if pixels else draw(st.integers(1, 2)))
+        reach = np.abs(
+            patch_neighbourhood((k,), (P,), (dil,), (s,), (p,))[:, 0]
+        ).max()  # tokens the layer reaches
+        g = max(int(reach) + 1, -(-p // P)) + draw(st.integers(0, 1))
+        ks.append(k)
+        ds.append(dil)
+        ss.append(s)
+        ps.append(p)
+        Ps.append(P)
+        grid.append(g)
+    if all(s == 1 for s in ss):
+        ss[0], Ps[0] = 2, 2 * Ps[0]
+        ps[0] = max(ps[0], -(-(ds[0] * (ks[0] - 1) - 1) // 2))
+        reach = np.abs(
+            patch_neighbourhood((ks[0],), (Ps[0],), (ds[0],), (2,), (ps[0],))[:, 0]
+        ).max()
+        grid[0] = max(grid[0], int(reach) + 1, -(-ps[0] // Ps[0]))
+    groups = draw(st.integers(1, 2), label="groups")
+    return StridedCase(
+        in_per_group=draw(st.integers(1, 2)),
+        out_per_group=draw(st.integers(1, 2)),
+        groups=groups,
+        kernel_size=tuple(ks),
+        dilation=tuple(ds),
+        bias=draw(st.booleans()),
+        padding_mode="circular" if circular else "zeros",
+        patch_size=tuple(Ps),
+        grid=tuple(grid),
+        seed=draw(st.integers(0, 2**31 - 1)),
+        stride=tuple(ss),
+        padding=tuple(ps),
+        pixels=pixels,
+    )
+
+
 def _seeded_conv(case: ConvCase | ConvCaseND, dtype: torch.dtype, device: str) -> nn.Module:
     """Return the case's nn.Conv1d/2d/3d, weights and bias drawn from N(0, 1) with its seed."""
     cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[len(case.kernel_size) - 1]
+    strided = isinstance(case, StridedCase)
     conv = cls(
-        case.in_channels, case.out_channels, case.kernel_size, padding="same",
+        case.in_channels, case.out_channels, case.kernel_size,
+        stride=case.stride if strided else 1, padding=case.padding if strided else "same",
         dilation=case.dilation, groups=case.groups, bias=case.bias,
         padding_mode=case.padding_mode, dtype=torch.float64,
     )  # fmt: skip

@@ -207,12 +207,14 @@ def test_certificates_of_float_and_bfloat16_kernels_are_exact() -> None:
 @pytest.mark.parametrize(
     ("conv", "message"),
     [
-        (nn.Conv2d(1, 1, 3, stride=2, padding=1), r"^conv.stride=\(2, 2\): only stride 1"),
-        (nn.Conv2d(1, 1, 3), r"^conv.padding=\(0, 0\): only padding='same'"),
+        (nn.Conv2d(1, 1, 3, stride=2), r"^conv.padding=\(0, 0\) with kernel_size=\(3, 3\), "
+         r"stride=\(2, 2\).*padding=1 gives n/2 outputs"),
+        (nn.Conv2d(1, 1, 3),
+         r"^conv.padding=\(0, 0\) with kernel_size=\(3, 3\), stride=\(1, 1\)"),
         (nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect"),
          r"^conv.padding_mode='reflect': only 'zeros' and 'circular'"),
     ],
-    ids=["stride-2", "padding-0", "reflect"],
+    ids=["stride-2-valid", "padding-0", "reflect"],
 )  # fmt: skip
 def test_the_theory_rejects_what_the_constructions_reject(conv, message) -> None:
     for call in (heads_necessary, lambda kernel: certify_lower_bound(kernel=kernel)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
 
 import pytest
 import torch
@@ -169,3 +170,99 @@ def test_minimum_rejects_a_file_without_kernels(tmp_path, capsys) -> None:
     torch.save(torch.nn.Linear(2, 2).state_dict(), path)
     assert main(["minimum", "--weights", str(path)]) == 2
     assert "holds no convolution kernel" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--kernel-size", "20001", "--patch-size", "16", "--minimum"],
+         "--minimum: --kernel-size 20001x20001 has 400,040,001 offsets on pixel tokens; the "
+         "exact minimum is computed for at most 1,024"),
+        (["--kernel-size", "100001", "--patch-size", "16", "--minimum"],
+         "--minimum: --kernel-size 100001x100001 has 10,000,200,001 offsets on pixel tokens"),
+        (["--kernel-size", "3", "--patch-size", "16", "--in-channels", "100000", "--minimum"],
+         "--minimum: --in-channels 100000 × --out-channels 1 / --groups 1 × 9 taps is 900,000 "
+         "kernel entries; the exact minimum is computed for at most 262,144 (--in-channels ≤ "
+         "29127 here)"),
+        (["--kernel-size", "3", "--patch-size", "16", "--out-channels", "100000", "--sample", "3"],
+         "--sample: --in-channels 1 × --out-channels 100000"),
+        (["--kernel-size", "5001", "--patch-size", "16"],
+         "kernel_size=(5001, 5001) with patch_size=(16, 16): the coefficient pattern would have"),
+        (["--kernel-size", "3", "--patch-size", "100001"],
+         "patch_size=(100001, 100001): the structured witness matches rows to ΠP × min(C·D/g, "
+         "|N|) = 10,000,200,001 residue slots; at most 16,777,216 are supported (a patch of at "
+         "most 4096x4096 here)"),
+        (["--kernel-size", "3", "--patch-size", "16", "--sample", "-1"],
+         "--sample takes a number of kernels, an integer >= 1, got '-1'"),
+        (["--kernel-size", "3", "--patch-size", "16", "--sample", "0"],
+         "--sample takes a number of kernels, an integer >= 1, got '0'"),
+    ],
+    ids=["minimum-kernel-20001", "minimum-kernel-100001", "minimum-100000-channels",
+         "sample-100000-channels", "kernel-5001", "patch-100001", "sample-negative",
+         "sample-zero"],
+)  # fmt: skip
+def test_work_too_large_is_refused_up_front_naming_the_parameter(argv, message, capsys) -> None:
+    tracemalloc.start()
+    try:
+        status = main(["bounds", *argv])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert status == 2 and out == "" and len(lines) == 1, err
+    assert lines[0].startswith("python -m theory bounds: error: ") and message in lines[0], err
+    assert "Traceback" not in err
+    assert peak < 200 * 2**20, f"refused only after allocating {peak / 2**20:.0f} MiB"
+
+
+def test_a_minimum_too_large_for_some_rows_is_marked_with_its_reason(capsys) -> None:
+    # 33x33 pixel tokens have 33² = 1089 > 1024 offsets; 16x16 patches only 3² = 9
+    assert main(["bounds", "--kernel-size", "33", "--patch-size", "16", "--minimum"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[-1] == "minimum" and "s+1" not in lines[0]
+    assert lines[1].split()[-2:] == ["-", "[1]"] and lines[2].split()[-1] == "9"
+    assert lines[3] == ("[1] not computed: --kernel-size 33x33 has 1,089 offsets on pixel "
+                        "tokens; the exact minimum is computed for at most 1,024")  # fmt: skip
+    r = _json(capsys, "--kernel-size", "33", "--patch-size", "16", "--minimum")
+    assert set(r["pixel"]) >= {"minimum", "skipped"} and "sample" not in r["pixel"]
+
+
+def test_a_sample_shows_only_the_sample_column(capsys) -> None:
+    assert main(["bounds", "--kernel-size", "3", "--patch-size", "16", "--sample", "2"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head.endswith("s+1 needed") and "minimum" not in head
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a checkpoint", "is not a checkpoint; give a file written by torch.save of a "
+         "state_dict or tensor holding only tensors (loaded with weights_only=True)"),
+        (None, "is not a checkpoint; give a file written by torch.save"),
+    ],
+    ids=["text-file", "pickled-object"],
+)
+def test_minimum_weights_that_are_not_a_checkpoint_give_one_line(
+    content, message, tmp_path
+) -> None:
+    path = tmp_path / "bad.pt"
+    if content is None:  # a pickle weights_only refuses: torch's long advice must not show
+        torch.save({"layer": torch.nn.Conv2d(1, 1, 3)}, path)
+    else:
+        path.write_bytes(content)
+    proc = subprocess.run([sys.executable, "-m", "theory", "minimum", "--weights", str(path)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and proc.stdout == "" and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("python -m theory minimum: error: --weights: ")
+    assert message in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_minimum_has_no_image_size_option(capsys) -> None:
+    # a state_dict cannot select circular padding, so the option is gone, not ignored
+    with pytest.raises(SystemExit) as exit_:
+        main(["minimum", "--weights", "w.pt", "--image-size", "8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1
+    assert "unrecognized arguments: --image-size" in err[0]

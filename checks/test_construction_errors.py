@@ -17,13 +17,21 @@ def conv(*args, **kwargs) -> nn.Conv2d:
 
 
 CASES = [
-    ("stride", lambda: pixel_mhsa_from_conv(nn.Conv2d(1, 1, 3, stride=2, padding=1), 8),
-     ValueError, r"^conv.stride=\(2, 2\): only stride 1 is supported"),
+    ("stride-not-dividing-the-image",
+     lambda: pixel_mhsa_from_conv(nn.Conv2d(1, 1, 3, stride=2, padding=1), 9),
+     ValueError, r"^image_size=\(9, 9\) is not divisible by stride=\(2, 2\) on axis 0"),
+    ("stride-not-dividing-the-patch",
+     lambda: patch_mhsa_from_conv(nn.Conv2d(1, 1, 3, stride=2, padding=1), 12, 3),
+     ValueError, r"^stride=\(2, 2\) does not divide patch_size=\(3, 3\) on axis 0"),
+    ("strided-valid-padding",
+     lambda: pixel_mhsa_from_conv(nn.Conv2d(1, 1, 3, stride=2), 8),
+     ValueError, r"^conv.padding=\(0, 0\) with kernel_size=\(3, 3\), stride=\(2, 2\).*"
+     r"not the input grid divided by the stride \(n/2\).*padding=1 gives n/2 outputs"),
     ("valid-padding", lambda: pixel_mhsa_from_conv(nn.Conv2d(1, 1, 3), 8),
-     ValueError, r"^conv.padding=\(0, 0\): only padding='same' is supported "
-                 r"\(or its explicit equal \(1, 1\)\)"),
+     ValueError, r"^conv.padding=\(0, 0\) with kernel_size=\(3, 3\), stride=\(1, 1\)"
+                 r".*padding=1 gives n/1 outputs"),
     ("asymmetric-padding", lambda: pixel_mhsa_from_conv(nn.Conv2d(1, 1, 3, padding=(1, 0)), 8),
-     ValueError, r"^conv.padding=\(1, 0\): only padding='same'"),
+     ValueError, r"^conv.padding=\(1, 0\) with kernel_size=\(3, 3\).* on axis 1 the output grid"),
     ("reflect", lambda: pixel_mhsa_from_conv(conv(1, 1, 3, padding_mode="reflect"), 8),
      ValueError, r"^conv.padding_mode='reflect': only 'zeros' and 'circular' are supported"),
     ("not-a-conv", lambda: pixel_mhsa_from_conv(nn.Linear(3, 3), 8),

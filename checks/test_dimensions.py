@@ -140,11 +140,11 @@ def test_timm_table_exporters_say_they_are_two_d() -> None:
         (lambda: patch_mhsa_from_conv(nn.Conv1d(1, 1, 3, padding="same"), 8, 2), TypeError,
          r"^patch_mhsa_from_conv takes an nn.Conv2d, got Conv1d; use constructions.mhsa_from_conv"),
         (lambda: to_tokens(torch.zeros(1, 1, 2, 2, 2, 2)), ValueError, r"^x must have shape"),
-        (lambda: mhsa_from_conv(nn.Conv1d(1, 1, 3, stride=2, padding=1), 8), ValueError,
-         r"^conv.stride=\(2,\): only stride 1 is supported"),
+        (lambda: mhsa_from_conv(nn.Conv1d(1, 1, 3, stride=2, padding=1), 7), ValueError,
+         r"^input_size=\(7,\) is not divisible by stride=\(2,\) on axis 0"),
     ],
     ids=["not-divisible", "patch-tuple-length", "conv3d-2d-size", "2d-wrapper", "4d-input",
-         "stride"],
+         "stride-not-dividing"],
 )  # fmt: skip
 def test_bad_input_in_any_dimension_names_the_parameter(call, error, message) -> None:
     with pytest.raises(error, match=message):

@@ -4,9 +4,10 @@ Dimension letters: d spatial axes, k_a kernel size, P_a patch size on axis a, C/
 Tokens are row vectors, so a convolution is `out_q = Σ_Δ x_{q+Δ} M_Δ (+ bias)`:
 
 * pixel tokens: `M_δ = K[:, :, δ]ᵀ`, a C×D matrix, one per tap offset δ ∈ S;
-* patch tokens: `M_Δ[(a, c), (b, o)] = K̃[Δ⊙P + a − b][c, o]`, a (ΠP_a·C) × (ΠP_a·D) matrix for
-  each Δ ∈ N(S, P), where a, b are pixel positions inside a patch (row-major, then channel) and
-  K̃[δ] is the dense C×D tap matrix at offset δ (zero off S).
+* patch tokens: `M_Δ[(a, c), (b, o)] = K̃[Δ⊙P + a − s⊙b][c, o]`, a (ΠP_a·C) × (Π(P_a/s_a)·D)
+  matrix for each Δ ∈ N(S, P), where a is an input pixel of a patch and b an output pixel of the
+  output patch (row-major, then channel), s the stride (1: the same patch on both sides) and
+  K̃[δ] is the dense C×D tap matrix at offset δ = i·dil − p (zero off S).
 
 The builders work for any dtype (integer kernels give exact integer blocks) and use tensor
 indexing only: each non-zero C×D tap block is written once, by one `index_put`.
@@ -14,10 +15,18 @@ indexing only: each non-zero C×D tap block is written once, by one `index_put`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from constructions.geometry import axis_offsets, kernel_support, patch_neighbourhood
+from constructions.geometry import (
+    axis_offsets,
+    axis_paddings,
+    check_strides,
+    kernel_support,
+    patch_neighbourhood,
+)
 from constructions.validate import per_axis, positive_int
 
 __all__ = ["dense_taps", "lazy_zeros", "patch_blocks", "pixel_blocks"]
@@ -59,16 +68,19 @@ def dense_taps(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
 def pixel_blocks(
     weight: torch.Tensor, groups: int = 1, dilation: int | tuple[int, ...] = 1
 ) -> tuple[np.ndarray, torch.Tensor]:
-    """Return (offsets S (|S|, d), blocks M_δ (|S|, C, D)) for pixel tokens. T1."""
+    """Return (offsets S (|S|, d), blocks M_δ (|S|, C, D)) for pixel tokens (stride 1). T1."""
     ks = tuple(weight.shape[2:])
     offsets = kernel_support(ks, per_axis(dilation, "dilation", len(ks)))
     return offsets, dense_taps(weight, groups).reshape(len(offsets), -1, weight.shape[0])
 
 
-def _axis_entries(k: int, dilation: int, patch: int, neighbours: np.ndarray) -> np.ndarray:
-    """Return (n, a), each (P, k): output pixel b's tap t reads input pixel a of the patch at
-    offset neighbours[n] along this axis, i.e. neighbours[n]·P + a − b = δ_t."""
-    position = np.arange(patch)[:, None] + axis_offsets(k, dilation)[None, :]  # (P, k): b + δ_t
+def _axis_entries(
+    k: int, dilation: int, patch: int, stride: int, pad: int, neighbours: np.ndarray
+) -> np.ndarray:
+    """Return (n, a), each (P/s, k): output pixel b's tap t reads input pixel a of the patch at
+    offset neighbours[n] along this axis, i.e. neighbours[n]·P + a − s·b = δ_t."""
+    b = np.arange(patch // stride)[:, None] * stride
+    position = b + axis_offsets(k, dilation, pad)[None, :]  # (P/s, k): s·b + δ_t
     return np.stack([np.searchsorted(neighbours, position // patch), position % patch])
 
 
@@ -77,33 +89,42 @@ def patch_blocks(
     patch_size: int | tuple[int, ...],
     groups: int = 1,
     dilation: int | tuple[int, ...] = 1,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] | None = None,
 ) -> tuple[np.ndarray, torch.Tensor]:
-    """Return (offsets N(S, P) (|N|, d), blocks M_Δ (|N|, ΠP·C, ΠP·D)) for patch tokens. T2."""
+    """Return (offsets N (|N|, d), blocks M_Δ (|N|, ΠP·C, Π(P/s)·D)) for patch tokens. T2.
+
+    `padding` is p_a before each axis (None: 'same'-centred); pixel tokens of a strided
+    convolution are the case P = s.
+    """
     D, _, *ks = weight.shape
     dims = len(ks)
     Ps = per_axis(patch_size, "patch_size", dims)
     ds = per_axis(dilation, "dilation", dims)
+    ss = check_strides(per_axis(stride, "stride", dims), Ps)
+    pads = axis_paddings(padding, tuple(ks), ds)
+    Qs = tuple(P // s for P, s in zip(Ps, ss, strict=True))  # output pixels per patch side
     taps = dense_taps(weight, groups)  # (*k, C, D)
     C = taps.shape[-2]
-    offsets = patch_neighbourhood(tuple(ks), Ps, ds)
+    offsets = patch_neighbourhood(tuple(ks), Ps, ds, ss, pads)
     axes = [np.unique(offsets[:, a]) for a in range(dims)]
-    # index tensors broadcast over (P_1, k_1, …, P_d, k_d): axis a lives at positions 2a, 2a+1
+    # index tensors broadcast over (Q_1, k_1, …, Q_d, k_d): axis a lives at positions 2a, 2a+1
     n_idx, a_idx, b_idx = [], [], []
-    for a, (k, P, d) in enumerate(zip(ks, Ps, ds, strict=True)):
+    for a, (k, P, d, s, p) in enumerate(zip(ks, Ps, ds, ss, pads, strict=True)):
         shape = [1] * (2 * dims)
-        shape[2 * a], shape[2 * a + 1] = P, k
-        n, pos = torch.as_tensor(_axis_entries(k, d, P, axes[a]), device=weight.device)
+        shape[2 * a], shape[2 * a + 1] = P // s, k
+        n, pos = torch.as_tensor(_axis_entries(k, d, P, s, p, axes[a]), device=weight.device)
         n_idx.append(n.reshape(shape))
         a_idx.append(pos.reshape(shape))
         b_shape = [1] * (2 * dims)
-        b_shape[2 * a] = P
-        b_idx.append(torch.arange(P, device=weight.device).reshape(b_shape))
+        b_shape[2 * a] = P // s
+        b_idx.append(torch.arange(P // s, device=weight.device).reshape(b_shape))
     lens = [len(ax) for ax in axes]
-    blocks = lazy_zeros((*lens, *Ps, C, *Ps, D), weight.dtype, weight.device)
+    blocks = lazy_zeros((*lens, *Ps, C, *Qs, D), weight.dtype, weight.device)
     # every (b, tap) pair writes tap t's C×D block; the value broadcasts over b
     value_shape = [1] * (2 * dims)
     for a, k in enumerate(ks):
         value_shape[2 * a + 1] = k
     blocks[(*n_idx, *a_idx, slice(None), *b_idx)] = taps.reshape(*value_shape, C, D)
-    E, F = int(np.prod(Ps)) * C, int(np.prod(Ps)) * D
+    E, F = math.prod(Ps) * C, math.prod(Qs) * D
     return offsets, blocks.reshape(len(offsets), E, F)

@@ -27,7 +27,7 @@ from torch import nn
 
 from constructions.blocks import lazy_zeros, patch_blocks, pixel_blocks
 from constructions.convolution import ConvSpec, conv_spec
-from constructions.geometry import kernel_support, patch_neighbourhood
+from constructions.geometry import check_strides, kernel_support, patch_neighbourhood
 from constructions.mhsa import RelPosMHSA
 from constructions.tokens import patch_grid
 from constructions.validate import per_axis, positive_int
@@ -55,6 +55,23 @@ def input_shape(spec: ConvSpec, input_size: object, name: str = "input_size") ->
             f"Conv{spec.dims}d has {spec.dims} spatial axes: give {spec.dims} sizes"
         )
     return per_axis(input_size, name, spec.dims)
+
+
+def _token_grid(
+    spec: ConvSpec, size: tuple[int, ...], Ps: tuple[int, ...], pixels: bool, name: str
+) -> tuple[int, ...]:
+    """Return the token grid n_a/P_a of a patch (or strided pixel) layer, or raise naming why."""
+    if pixels:  # the input patches are s×s: the stride must divide the input
+        for a, (n, s) in enumerate(zip(size, spec.stride, strict=True)):
+            if n % s:
+                raise ValueError(
+                    f"{name}={size} is not divisible by stride={spec.stride} on axis {a} "
+                    f"({n} % {s} = {n % s}): the output grid must be the input grid divided by "
+                    f"the stride; use a size that is a multiple of {s} on that axis"
+                )
+        return tuple(n // s for n, s in zip(size, spec.stride, strict=True))
+    check_strides(spec.stride, Ps)
+    return patch_grid(size, Ps, name)
 
 
 def check_grid(
@@ -255,29 +272,32 @@ def _build(
     size = input_shape(spec, input_size, size_name)
     if head_dim is not None:
         head_dim = positive_int(head_dim, "head_dim")
-    if patch_size is None:
-        Ps, tokens = (1,) * spec.dims, "pixel"
+    tokens = "pixel" if patch_size is None else "patch"
+    if patch_size is None and not spec.strided:
+        Ps = Qs = (1,) * spec.dims
         offsets = kernel_support(spec.kernel_size, spec.dilation)
         grid = size
 
         def make_blocks(dtype: torch.dtype) -> torch.Tensor:
             return pixel_blocks(spec.weight.to(dtype), spec.groups, spec.dilation)[1]
-    else:
-        Ps, tokens = per_axis(patch_size, "patch_size", spec.dims), "patch"
-        grid = patch_grid(size, Ps, size_name)
-        offsets = patch_neighbourhood(spec.kernel_size, Ps, spec.dilation)
+    else:  # patch tokens; pixel tokens of a strided conv read s×s input patches (P = s)
+        Ps = spec.stride if patch_size is None else per_axis(patch_size, "patch_size", spec.dims)
+        grid = _token_grid(spec, size, Ps, patch_size is None, size_name)
+        offsets = patch_neighbourhood(spec.kernel_size, Ps, spec.dilation, spec.stride, spec.pad)
+        Qs = tuple(P // s for P, s in zip(Ps, spec.stride, strict=True))
 
         def make_blocks(dtype: torch.dtype) -> torch.Tensor:
-            return patch_blocks(spec.weight.to(dtype), Ps, spec.groups, spec.dilation)[1]
+            weight = spec.weight.to(dtype)
+            return patch_blocks(weight, Ps, spec.groups, spec.dilation, spec.stride, spec.pad)[1]
 
     check_grid(spec, offsets, grid, size, tokens, size_name)
-    inner = math.prod(Ps)
-    bias = None if spec.bias is None else spec.bias.repeat(inner)  # (p_1, …, p_d, D) order
+    inner_out = math.prod(Qs)
+    bias = None if spec.bias is None else spec.bias.repeat(inner_out)  # (b_1, …, b_d, D) order
     return _layer_from_blocks(
         spec,
         offsets,
         make_blocks,
-        (inner * spec.in_channels, inner * spec.out_channels),
+        (math.prod(Ps) * spec.in_channels, inner_out * spec.out_channels),
         bias,
         grid,
         head_dim=head_dim,

@@ -32,13 +32,11 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from constructions.mhsa import RelPosMHSA
+from constructions.heads import HeadMaps, head_projections, sink_column, table_with_sink
 
 __all__ = ["FLEX_DTYPES", "FLEX_MAX_TILES", "FLEX_MIN_TOKENS", "LocalPlan", "canonical_slots",
            "flex_attention_local", "flex_block_mask", "flex_mods", "flex_unavailable",
@@ -165,19 +163,7 @@ def masked_softmax(logits: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return e / torch.where(total > 0, total, torch.ones_like(total))
 
 
-def _sink_column(layer: RelPosMHSA) -> torch.Tensor:
-    """Return the sink's bias (N, 1), −∞ without a sink."""
-    if layer.sink_bias is None:
-        return layer.rel_bias.new_full((layer.num_heads, 1), -math.inf)
-    return layer.sink_bias[:, None]
-
-
-def _table_with_sink(layer: RelPosMHSA) -> torch.Tensor:
-    """Return [table (N, L), sink (N, 1)]: the entries `LocalPlan.table_index` points into."""
-    return torch.cat([layer.rel_bias.reshape(layer.num_heads, -1), _sink_column(layer)], 1)
-
-
-def slot_weights(layer: RelPosMHSA, plan: LocalPlan,
+def slot_weights(layer: HeadMaps, plan: LocalPlan,
                  content: torch.Tensor | None = None) -> torch.Tensor:
     """Return the attention weights (m+1, B or 1, T, N) of every slot, the sink last.
 
@@ -185,18 +171,18 @@ def slot_weights(layer: RelPosMHSA, plan: LocalPlan,
     """
     tracked = (layer.rel_bias, layer.sink_bias)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tracked):
-        table = _table_with_sink(layer)  # (N, L+1): the entry each (slot, query, head) uses
+        table = table_with_sink(layer)  # (N, L+1): the entry each (slot, query, head) uses
         index = plan.table_index()
         bias = table.t().gather(0, index.view(-1, table.shape[0])).view(index.shape)[:, None]
     else:  # the aliases of a slot share its value: (m+1, 1, 1, N)
-        bias = torch.cat([plan.values, _sink_column(layer)], 1).t()[:, None, None, :]
+        bias = torch.cat([plan.values, sink_column(layer)], 1).t()[:, None, None, :]
     logits = bias if content is None else content + bias
     logits = logits.float() if logits.dtype in _HALF else logits
     masked = torch.where(plan.valid[:, None], logits, torch.full_like(logits, -math.inf))
     return masked_softmax(masked, 0).to(layer.rel_bias.dtype)
 
 
-def position_weights(layer: RelPosMHSA, plan: LocalPlan) -> tuple[torch.Tensor, object]:
+def position_weights(layer: HeadMaps, plan: LocalPlan) -> tuple[torch.Tensor, object]:
     """Return the position-only slot weights (m+1, 1, T, N) and their one-hot keys (or None).
 
     With one-hot keys only Σ_s A_qs is kept, as a (1, 1, T, N) stack: all `gather_attention`
@@ -243,7 +229,7 @@ def _mixed_tokens(source: torch.Tensor, plan: LocalPlan, weights: torch.Tensor,
     return mixed
 
 
-def _chunked(layer: RelPosMHSA, x_ext: torch.Tensor, plan: LocalPlan, weights: torch.Tensor,
+def _chunked(layer: HeadMaps, x_ext: torch.Tensor, plan: LocalPlan, weights: torch.Tensor,
              one_hot: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
     """Return o W_O (B, T, F) of `gather_attention` without autograd: per batch item, queries in
     chunks whose buffers are reused (`out=`), so no (T, N·E) tensor is formed or page-faulted."""
@@ -277,7 +263,7 @@ def _chunked(layer: RelPosMHSA, x_ext: torch.Tensor, plan: LocalPlan, weights: t
     return out
 
 
-def _content_scores(layer: RelPosMHSA, x: torch.Tensor, x_ext: torch.Tensor,
+def _content_scores(layer: HeadMaps, x: torch.Tensor, x_ext: torch.Tensor,
                     plan: LocalPlan) -> torch.Tensor:  # fmt: skip
     """Return q·k/√Dk at every slot's key: (m+1, B, T, N); the sink's key is b_K (row T)."""
     (B, T, _), N = x.shape, layer.num_heads
@@ -292,7 +278,7 @@ def _content_scores(layer: RelPosMHSA, x: torch.Tensor, x_ext: torch.Tensor,
     ])  # fmt: skip
 
 
-def gather_attention(layer: RelPosMHSA, x: torch.Tensor, plan: LocalPlan, *, content: bool,
+def gather_attention(layer: HeadMaps, x: torch.Tensor, plan: LocalPlan, *, content: bool,
                      weights: torch.Tensor | None = None,
                      one_hot: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """Return the layer's output (B, T, F) on tokens x (B, T, E), scoring only the plan's keys.
@@ -370,7 +356,7 @@ def flex_block_mask(plan: LocalPlan, mask_mod: Callable[..., torch.Tensor],
 _FLEX: dict[str, object] = {}  # "compiled": the compiled flex_attention, "failed": why not
 
 
-def flex_unavailable(layer: RelPosMHSA, x: torch.Tensor, *, forced: bool = False) -> str | None:
+def flex_unavailable(layer: HeadMaps, x: torch.Tensor, *, forced: bool = False) -> str | None:
     """Return why FlexAttention should not run the layer on `x`, or None when it should.
 
     Besides device and dtype: head dims padded beyond 256 exceed its kernels, a block table
@@ -392,14 +378,14 @@ def flex_unavailable(layer: RelPosMHSA, x: torch.Tensor, *, forced: bool = False
     return str(_FLEX["failed"]) if "failed" in _FLEX else None
 
 
-def flex_mods(layer: RelPosMHSA, plan: LocalPlan) -> tuple[Callable[..., torch.Tensor], object]:
+def flex_mods(layer: HeadMaps, plan: LocalPlan) -> tuple[Callable[..., torch.Tensor], object]:
     """Return (score_mod, block_mask) of the layer's table for `flex_attention_local`.
 
     score_mod(s, b, h, q, kv) = s + B^h[kv − q] (the sink's bias for kv = T), from the table with
     −∞ entries set to 0; the block mask's mask_mod(b, h, q, kv) says whether that entry is finite.
     """
     with torch.no_grad():
-        table = _table_with_sink(layer)  # (N, L+1)
+        table = table_with_sink(layer)  # (N, L+1)
         finite = torch.isfinite(table)
         table = torch.where(finite, table, torch.zeros_like(table))
         table = table.float() if table.dtype in _HALF else table  # the sink's −10⁴ kept exactly
@@ -417,21 +403,20 @@ def flex_mods(layer: RelPosMHSA, plan: LocalPlan) -> tuple[Callable[..., torch.T
 
 
 def flex_attention_local(
-    layer: RelPosMHSA, x: torch.Tensor, mods: tuple, *, content: bool, compiled: bool = True
+    layer: HeadMaps, x: torch.Tensor, mods: tuple, *, content: bool, compiled: bool = True
 ) -> torch.Tensor | None:
     """Return the layer's output (B, T, F) through compiled FlexAttention, or None (with the
     reason logged) when it fails to compile or run. `mods` = (score_mod, block_mask);
     `compiled=False` runs FlexAttention's eager reference (CPU float32 checks)."""
     from torch.nn.attention.flex_attention import flex_attention
 
-    from constructions.mhsa import _per_head
-
     (score_mod, block_mask), (B, T, _) = mods, x.shape
     N, Dk = layer.num_heads, layer.w_q.shape[2]
     keys = F.pad(x, (0, 0, 0, 1)) if layer.sink_bias is not None else x
-    v = _per_head(keys, layer.w_v, layer.b_v)  # (B, N, S, Dh)
+    v = head_projections(keys, layer.w_v, layer.b_v)  # (B, N, S, Dh)
     if content:
-        q, k = _per_head(x, layer.w_q, layer.b_q), _per_head(keys, layer.w_k, layer.b_k)
+        q = head_projections(x, layer.w_q, layer.b_q)  # (B, N, T, Dk)
+        k = head_projections(keys, layer.w_k, layer.b_k)  # (B, N, S, Dk)
     else:  # W_Q = b_Q = 0: every q·k is 0
         q, k = x.new_zeros(B, N, T, 16), x.new_zeros(B, N, keys.shape[1], 16)
     # zero columns up to a power of two ≥ 16 change no q·k and no A·v

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from constructions import local_attention as local
+from constructions.heads import head_projections
 from constructions.validate import SPATIAL_DIMS, per_axis
 
 __all__ = ["RelPosMHSA", "attention_reference", "check_tokens", "relative_index"]
@@ -109,16 +110,6 @@ def check_tokens(
             "so one inf or NaN (0·inf = NaN) would spread to tokens a convolution leaves alone"
         )
     return x
-
-
-def _per_head(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Return x W^h + b^h for every head: x (B, S, E), w (N, E, D), b (N, D) → (B, N, S, D).
-
-    One matmul against the heads side by side (E, N·D) rather than N small ones.
-    """
-    N, E, D = w.shape
-    y = x @ w.transpose(0, 1).reshape(E, N * D) + b.reshape(N * D)  # (B, S, N·D)
-    return y.unflatten(-1, (N, D)).transpose(1, 2)
 
 
 def _grid(grid_size: object) -> tuple[int, ...]:
@@ -337,9 +328,9 @@ class RelPosMHSA(nn.Module):
         """Return q (B, N, T, Dk), k (B, N, S, Dk), v (B, N, S, Dh), the sink key last if any."""
         keys = F.pad(x, (0, 0, 0, 1)) if self.sink_bias is not None else x  # zero-content sink
         return (
-            _per_head(x, self.w_q, self.b_q),
-            _per_head(keys, self.w_k, self.b_k),
-            _per_head(keys, self.w_v, self.b_v),
+            head_projections(x, self.w_q, self.b_q),
+            head_projections(keys, self.w_k, self.b_k),
+            head_projections(keys, self.w_v, self.b_v),
         )
 
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from constructions.convolution import CONV_TYPES, conv_spec
-from constructions.geometry import neighbourhood_size
+from constructions.convolution import CONV_TYPES, conv_spec, output_grid_padding
+from constructions.geometry import axis_paddings, centred_padding, neighbourhood_size
 from constructions.validate import SPATIAL_DIMS, infer_dims, per_axis, positive_int
 from theory.coefficients import (
     coefficient_matrix,
@@ -55,6 +55,7 @@ __all__ = [
     "structural_bound",
 ]
 
+MAX_RESIDUE_SLOTS = 1 << 24  # columns of the witness's residue matching (scipy allocates each)
 MAX_STACK_SIDE = 2048  # stacked maps whose smaller side exceeds this get a certified lower bound
 
 
@@ -67,10 +68,23 @@ class KernelShape:
     out_channels: int
     groups: int = 1
     dilation: tuple[int, ...] = (1, 1)
+    stride: tuple[int, ...] = (1, 1)
+    padding: tuple[int, ...] = (1, 1)  # p_a before each axis: tap i has offset i·d − p
 
     @property
     def dims(self) -> int:
         return len(self.kernel_size)
+
+    @property
+    def strided(self) -> bool:
+        """Whether the shape needs stride and padding stated: not stride 1 with 'same' padding."""
+        return self.stride != (1,) * self.dims or self.padding != axis_paddings(
+            None, self.kernel_size, self.dilation
+        )
+
+    def geometry(self) -> dict:
+        """Return the keyword arguments dilation, stride, padding of the coefficient functions."""
+        return {"dilation": self.dilation, "stride": self.stride, "padding": self.padding}
 
     @property
     def pairs(self) -> int:
@@ -88,23 +102,40 @@ def kernel_shape(
     out_channels: object = 1,
     groups: object = 1,
     dilation: object = 1,
+    stride: object = 1,
+    padding: object = None,
     dims: int | None = None,
 ) -> KernelShape:
     """Return the validated `KernelShape`, or raise naming the parameter, value and what is allowed.
 
-    The number of axes is `dims`, else the length of a tuple `kernel_size` or `dilation`, else 2.
+    The number of axes is `dims`, else the length of a tuple `kernel_size`, `dilation`, `stride`
+    or `padding`, else 2. `padding` is p_a before each axis (None: 'same'-centred d·(k−1)//2);
+    it must give the output grid n/s (`output_grid_padding`), as PyTorch pads p on both sides.
     """
     if dims is None:
-        dims = infer_dims(kernel_size, dilation)
+        dims = infer_dims(kernel_size, dilation, stride, padding)
     elif dims not in SPATIAL_DIMS:
         raise ValueError(f"dims={dims!r}: 1, 2 or 3 spatial axes are supported")
+    ks = per_axis(kernel_size, "kernel_size", dims)
+    ds = per_axis(dilation, "dilation", dims)
+    ss = per_axis(stride, "stride", dims)
     shape = KernelShape(
-        kernel_size=per_axis(kernel_size, "kernel_size", dims),
+        kernel_size=ks,
         in_channels=positive_int(in_channels, "in_channels"),
         out_channels=positive_int(out_channels, "out_channels"),
         groups=positive_int(groups, "groups"),
-        dilation=per_axis(dilation, "dilation", dims),
+        dilation=ds,
+        stride=ss,
+        padding=axis_paddings(padding, ks, ds),
     )
+    if padding is not None or shape.stride != (1,) * dims:
+        for a, (k, d, s, p) in enumerate(zip(ks, ds, ss, shape.padding, strict=True)):
+            if not output_grid_padding(k, d, s, 2 * p) and p != centred_padding(k, d):
+                raise ValueError(
+                    f"padding={shape.padding} with kernel_size={ks}, stride={ss}, "
+                    f"dilation={ds}: on axis {a} the output grid is not the input grid divided "
+                    f"by the stride (n/{s}); padding p needs d·(k−1) + 1 − s ≤ 2p ≤ d·(k−1)"
+                )
     for name in ("in_channels", "out_channels"):
         if getattr(shape, name) % shape.groups:
             raise ValueError(f"groups={shape.groups} must divide {name}={getattr(shape, name)}")
@@ -146,23 +177,31 @@ class HeadBounds:
 def concrete_kernel(kernel: object, shape_args: dict) -> tuple[torch.Tensor, KernelShape, bool]:
     """Return (weight, shape, circular) of a given kernel: an `nn.ConvNd` or a weight tensor.
 
-    A convolution goes through the constructions' own check (`conv_spec`: stride 1, 'same'
-    padding, zero or circular padding mode), so the theory answers for exactly the convolutions
+    A convolution goes through the constructions' own check (`conv_spec`: any stride and padding
+    whose output grid is n/s, zero or circular padding mode; its stride and padding are used),
+    so the theory answers for exactly the convolutions
     the constructions build. Any real dtype is accepted (bfloat16 included; floats are exact
     rationals).
     """
     circular = False
     if isinstance(kernel, CONV_TYPES):
         spec = conv_spec(kernel)
-        for name, value in (("groups", spec.groups), ("dilation", spec.dilation)):
-            given = shape_args.get(name)
+        for name, value in (
+            ("groups", spec.groups), ("dilation", spec.dilation), ("stride", spec.stride),
+            ("padding", spec.pad),
+        ):  # fmt: skip
+            given, least = shape_args.get(name), int(name != "padding")
             if (
                 given is not None
-                and given != 1
-                and per_axis(given, name, spec.dims) != per_axis(value, name, spec.dims)
+                and (given != 1 or name == "padding")
+                and per_axis(given, name, spec.dims, minimum=least)
+                != per_axis(value, name, spec.dims, minimum=least)
             ):
                 raise ValueError(f"{name}={given!r} contradicts the conv's {name}={value!r}")
-        shape_args = {**shape_args, "groups": spec.groups, "dilation": spec.dilation}
+        shape_args = {
+            **shape_args, "groups": spec.groups, "dilation": spec.dilation,
+            "stride": spec.stride, "padding": spec.pad,
+        }  # fmt: skip
         kernel, circular = spec.weight, spec.circular
     elif isinstance(kernel, nn.Module):
         raise TypeError(
@@ -188,6 +227,8 @@ def concrete_kernel(kernel: object, shape_args: dict) -> tuple[torch.Tensor, Ker
         out_channels=kernel.shape[0],
         groups=groups,
         dilation=shape_args.get("dilation") or 1,
+        stride=shape_args.get("stride") or 1,
+        padding=shape_args.get("padding"),
         dims=kernel.ndim - 2,
     )
     return kernel.detach().cpu(), shape, circular
@@ -201,14 +242,14 @@ def structural_bound(shape: KernelShape, patch_size: tuple[int, ...] | None = No
     columns), and stricter with gaps (dilation, even kernels): k = 6 × 1, d = 2, P = 3 has
     |N| = 5, 5 such columns, bound 4.
     """
-    pattern = live_pattern(shape.kernel_size, patch_size, shape.dilation)[2]
+    pattern = live_pattern(shape.kernel_size, patch_size, **shape.geometry())[2]
     return term_rank(pattern, shape.pairs)
 
 
 def _concrete_span(
     weight: torch.Tensor, shape: KernelShape, patch_size: tuple[int, ...] | None, upper: int
 ) -> tuple[int, str]:
-    G = live_coefficients(weight, patch_size, groups=shape.groups, dilation=shape.dilation)[2]
+    G = live_coefficients(weight, patch_size, groups=shape.groups, **shape.geometry())[2]
     result = exact_rank(G, upper=upper)
     return result.rank, result.method
 
@@ -217,14 +258,16 @@ def _head_dim_bounds(
     weight: torch.Tensor, shape: KernelShape, Ps: tuple[int, ...] | None, head_dim: int, s: int
 ) -> tuple[int, int, tuple[int, int], bool]:
     """Return (sufficient, necessary, stacked ranks, exact) under a head-dim budget. T1–T3."""
-    kw = dict(groups=shape.groups, dilation=shape.dilation)
+    kw = dict(groups=shape.groups, **shape.geometry())
     try:
         G = coefficient_matrix(weight, Ps, **kw)[1]
     except ValueError as err:
         message = f"head_dim={head_dim} needs the ranks of the blocks M_Δ, but {err}"
         raise ValueError(message) from None
     C, D, d = shape.in_channels, shape.out_channels, shape.dims
-    blocks = [exact_rank(patch_block(G, i, Ps, C, D, d)).rank for i in range(len(G))]
+    blocks = [
+        exact_rank(patch_block(G, i, Ps, C, D, d, shape.stride)).rank for i in range(len(G))
+    ]
     sufficient = sum(math.ceil(r / head_dim) for r in blocks)
     vertical, horizontal = stacked_maps(weight, Ps, **kw)
     exact = max(min(vertical.shape), min(horizontal.shape)) <= MAX_STACK_SIDE
@@ -233,6 +276,21 @@ def _head_dim_bounds(
     stacked = (exact_rank(vertical).rank, exact_rank(horizontal).rank)
     necessary = max(s, *(math.ceil(r / head_dim) for r in stacked))
     return sufficient, necessary, stacked, exact
+
+
+def _check_residue_slots(Ps: tuple[int, ...] | None, copies: int) -> None:
+    """Raise, naming patch_size, when the witness's residue matching cannot be indexed. T3.
+
+    The matching (`theory.witnesses`) has ΠP residues × `copies` columns, each allocated.
+    """
+    slots = math.prod(Ps or (1,)) * copies
+    if slots > MAX_RESIDUE_SLOTS:
+        most = math.isqrt(MAX_RESIDUE_SLOTS // copies) if len(Ps) == 2 else None
+        raise ValueError(
+            f"patch_size={Ps}: the structured witness matches rows to ΠP × min(C·D/g, |N|) = "
+            f"{slots:,} residue slots; at most {MAX_RESIDUE_SLOTS:,} are supported"
+            + (f" (a patch of at most {most}x{most} here)" if most else "")
+        )
 
 
 def _bounds(
@@ -244,13 +302,14 @@ def _bounds(
 ) -> HeadBounds:
     """Return the `HeadBounds` of `weight`, or of the shape when `weight` is None."""
     start = time.perf_counter()
-    offsets = neighbourhood_size(shape.kernel_size, Ps, shape.dilation)
-    inner = 1 if Ps is None else math.prod(Ps)
-    E, F = inner * shape.in_channels, inner * shape.out_channels
+    offsets = neighbourhood_size(shape.kernel_size, Ps, **shape.geometry())
+    P_in = shape.stride if Ps is None else Ps
+    E = math.prod(P_in) * shape.in_channels
+    F = math.prod(P // s for P, s in zip(P_in, shape.stride, strict=True)) * shape.out_channels
     budget = head_dim is not None and head_dim < min(E, F)
     concrete = weight is not None
     s, method = -1, ""
-    if not concrete and (Ps is None or shape.pairs >= offsets):
+    if not concrete and ((Ps is None and not shape.strided) or shape.pairs >= offsets):
         # every offset can have a channel pair of its own (pixel rows meet every pair): the
         # identity witness of `theory.witnesses` meets the term-rank bound min(|N|, C·D/g)
         s = upper = min(offsets, shape.pairs)
@@ -258,9 +317,10 @@ def _bounds(
     else:
         upper = structural_bound(shape, Ps)
     if s < 0 and not concrete:
+        _check_residue_slots(Ps, min(shape.pairs, offsets))
         witness = structured_witness(
             shape.kernel_size, Ps, in_channels=shape.in_channels,
-            out_channels=shape.out_channels, groups=shape.groups, dilation=shape.dilation,
+            out_channels=shape.out_channels, groups=shape.groups, **shape.geometry(),
         )  # fmt: skip
         if witness.size == upper:
             s, method = upper, f"identity {upper}×{upper} minor of a structured witness"
@@ -294,6 +354,8 @@ def head_bounds(
     patch_size: int | tuple[int, ...] | None = None,
     *,
     dilation: int | tuple[int, ...] = 1,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] | None = None,
     in_channels: int = 1,
     out_channels: int = 1,
     groups: int = 1,
@@ -306,8 +368,10 @@ def head_bounds(
 
     T1–T3. Without `kernel`, the generic (worst-case) bounds of the shape; with `kernel` (a weight
     tensor or `nn.Conv1d/2d/3d`; its own shape, groups and dilation are used), that kernel's exact
-    bounds. `patch_size=None` means one token per position. Sizes are an int or a tuple per axis;
-    `dims` sets the number of axes when every size is an int (default 2).
+    bounds. `patch_size=None` means one token per position (for a stride-s convolution: its
+    s×s input patches). `stride` and `padding` (p before each axis; None: 'same'-centred) are
+    PyTorch's. Sizes are an int or a tuple per axis; `dims` sets the number of axes when every
+    size is an int (default 2).
     """
     if head_dim is not None:
         head_dim = positive_int(head_dim, "head_dim")
@@ -315,13 +379,15 @@ def head_bounds(
         if kernel_size is None:
             raise TypeError("head_bounds needs kernel_size (a kernel shape) or kernel=")
         if dims is None:
-            dims = infer_dims(kernel_size, patch_size, dilation)
+            dims = infer_dims(kernel_size, patch_size, dilation, stride, padding)
         shape = kernel_shape(
             kernel_size, in_channels=in_channels, out_channels=out_channels, groups=groups,
-            dilation=dilation, dims=dims,
+            dilation=dilation, stride=stride, padding=padding, dims=dims,
         )  # fmt: skip
         return _bounds(shape, patch_sizes(patch_size, shape.dims), head_dim, None, seed)
-    weight, shape, _ = concrete_kernel(kernel, {"groups": groups, "dilation": dilation})
+    weight, shape, _ = concrete_kernel(
+        kernel, {"groups": groups, "dilation": dilation, "stride": stride, "padding": padding}
+    )
     if kernel_size is not None and per_axis(kernel_size, "kernel_size", shape.dims) != (
         shape.kernel_size
     ):
@@ -345,17 +411,19 @@ def heads_sufficient(
     (25, 9, 25)
     """
     if kwargs.get("head_dim") is None and kwargs.get("kernel") is None:  # count the offsets
-        dims = kwargs.get("dims") or infer_dims(kernel_size, patch_size, kwargs.get("dilation", 1))
+        geometry = {k: kwargs.get(k, v) for k, v in (("dilation", 1), ("stride", 1))}
+        geometry["padding"] = kwargs.get("padding")
+        dims = kwargs.get("dims") or infer_dims(kernel_size, patch_size, *geometry.values())
         shape = kernel_shape(
             kernel_size,
             in_channels=kwargs.get("in_channels", 1),
             out_channels=kwargs.get("out_channels", 1),
             groups=kwargs.get("groups", 1),
-            dilation=kwargs.get("dilation", 1),
             dims=dims,
+            **geometry,
         )
         return neighbourhood_size(
-            shape.kernel_size, patch_sizes(patch_size, shape.dims), shape.dilation
+            shape.kernel_size, patch_sizes(patch_size, shape.dims), **shape.geometry()
         )
     return head_bounds(kernel_size, patch_size, **kwargs).sufficient  # type: ignore[arg-type]
 

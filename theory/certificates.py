@@ -36,8 +36,10 @@ from theory.witnesses import random_witness, structured_witness
 
 __all__ = [
     "FORMAT",
+    "FORMAT_STRIDED",
     "Certificate",
     "CertificateError",
+    "certificate_format",
     "certify_lower_bound",
     "claim_of",
     "minor_columns",
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 FORMAT = "conv-as-attention certificate v1"
+FORMAT_STRIDED = "conv-as-attention certificate v2"  # claims with "stride" and "padding"
 DENSE_WITNESS_MAX = 1 << 16  # larger witnesses are written as their non-zero entries
 MAX_CERTIFIED_ROWS = 1 << 20  # offsets (rows of G) a certificate may list
 
@@ -89,13 +92,23 @@ class Certificate:
         return cls(parse(text))
 
 
+def certificate_format(shape: KernelShape) -> str:
+    """Return the format of `shape`'s certificates: v1 for stride 1 with 'same' padding, else v2."""
+    return FORMAT_STRIDED if shape.strided else FORMAT
+
+
 def claim_of(shape: KernelShape, Ps: tuple[int, ...] | None, **heads: object) -> dict:
-    """Return the "claim" object of a certificate for `shape` (keys in README, Certificates)."""
+    """Return the "claim" object of a certificate for `shape` (keys in README, Certificates).
+
+    Strided shapes (format v2) also carry `stride` and `padding` (p before each axis).
+    """
+    geometry = {"stride": list(shape.stride), "padding": list(shape.padding)}
     return {
         "tokens": "pixel" if Ps is None else "patch",
         "kernel_size": list(shape.kernel_size),
         "patch_size": None if Ps is None else list(Ps),
         "dilation": list(shape.dilation),
+        **(geometry if shape.strided else {}),
         "groups": shape.groups,
         "in_channels": shape.in_channels,
         "out_channels": shape.out_channels,
@@ -115,7 +128,7 @@ def witness_json(weight: np.ndarray) -> list | dict:
 def minor_columns(
     columns: np.ndarray, e_axes: list[np.ndarray], shape: KernelShape
 ) -> list[list[int]]:
-    """Return live columns j of G (`live_coefficients`) as entries [a…, c, b…, o], a − b = e."""
+    """Return live columns j of G (`live_coefficients`) as entries [a…, c, b…, o], a − s·b = e."""
     pairs = shape.pairs
     Cg, Dg = shape.in_channels // shape.groups, shape.out_channels // shape.groups
     e_index, q = np.divmod(np.asarray(columns, dtype=np.int64), pairs)
@@ -123,16 +136,17 @@ def minor_columns(
     e = np.stack([e_axes[a][e[:, a]] for a in range(shape.dims)], -1)  # (n, d)
     group, rest = np.divmod(q, Cg * Dg)
     c_local, o_local = np.divmod(rest, Dg)
-    a = np.maximum(e, 0)
+    stride = np.asarray(shape.stride)
+    b = -(np.minimum(e, 0) // stride)  # ⌈max(−e, 0)/s⌉: an output pixel with a = e + s·b ≥ 0
     c, o = group * Cg + c_local, group * Dg + o_local
-    return np.concatenate([a, c[:, None], a - e, o[:, None]], axis=1).tolist()
+    return np.concatenate([e + stride * b, c[:, None], b, o[:, None]], axis=1).tolist()
 
 
 def _determinant_proof(
     weight: np.ndarray | torch.Tensor, shape: KernelShape, Ps: tuple[int, ...] | None, seed: int
 ) -> tuple[dict, int, str]:
     """Return (proof, rank, method): a minor of G non-zero mod p, |minor| = rank G."""
-    offsets, e_axes, G = live_coefficients(weight, Ps, groups=shape.groups, dilation=shape.dilation)
+    offsets, e_axes, G = live_coefficients(weight, Ps, groups=shape.groups, **shape.geometry())
     upper = structural_bound(shape, Ps)
     result = exact_rank(G, upper=upper)
     rows, cols = nonsingular_minor(G, result.rank, seed)
@@ -152,6 +166,8 @@ def certify_lower_bound(
     patch_size: int | tuple[int, ...] | None = None,
     *,
     dilation: int | tuple[int, ...] = 1,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] | None = None,
     in_channels: int = 1,
     out_channels: int = 1,
     groups: int = 1,
@@ -172,10 +188,10 @@ def certify_lower_bound(
             raise TypeError("certify_lower_bound needs kernel_size (a kernel shape) or kernel=")
         shape = kernel_shape(
             kernel_size, in_channels=in_channels, out_channels=out_channels, groups=groups,
-            dilation=dilation, dims=dims,
+            dilation=dilation, stride=stride, padding=padding, dims=dims,
         )  # fmt: skip
         Ps = patch_sizes(patch_size, shape.dims)
-        rows = neighbourhood_size(shape.kernel_size, Ps, shape.dilation)
+        rows = neighbourhood_size(shape.kernel_size, Ps, **shape.geometry())
         if rows > MAX_CERTIFIED_ROWS:
             raise ValueError(
                 f"kernel_size={shape.kernel_size}: a certificate would list up to {rows:,} "
@@ -185,7 +201,7 @@ def certify_lower_bound(
         upper = structural_bound(shape, Ps)
         sw = structured_witness(
             shape.kernel_size, Ps, in_channels=shape.in_channels,
-            out_channels=shape.out_channels, groups=shape.groups, dilation=shape.dilation,
+            out_channels=shape.out_channels, groups=shape.groups, **shape.geometry(),
         )  # fmt: skip
         if sw.size == upper:
             entries = sw.entries.tolist()
@@ -201,14 +217,16 @@ def certify_lower_bound(
             proof, rank, method = _determinant_proof(weight, shape, Ps, seed)
             witness = witness_json(weight)
     else:
-        w, shape, _ = concrete_kernel(kernel, {"groups": groups, "dilation": dilation})
+        w, shape, _ = concrete_kernel(
+            kernel, {"groups": groups, "dilation": dilation, "stride": stride, "padding": padding}
+        )
         Ps = patch_sizes(patch_size, shape.dims)
         upper = structural_bound(shape, Ps)
         weight = integer_matrix(w.numpy().reshape(w.shape[0], -1)).reshape(tuple(w.shape))
         proof, rank, method = _determinant_proof(weight, shape, Ps, seed)  # refuses huge G first
         witness = witness_json(weight)
     data = {
-        "format": FORMAT,
+        "format": certificate_format(shape),
         "claim": claim_of(shape, Ps, heads_at_least=rank),
         "witness": witness,
         "proof": proof,

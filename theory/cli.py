@@ -3,7 +3,7 @@
     python -m theory bounds --kernel-size K --patch-size P [--dims N] [--dilation D]
         [--in-channels C] [--out-channels D] [--groups G] [--head-dim DH] [--certify]
         [--certificates DIR] [--minimum] [--sample N] [--json]
-    python -m theory minimum --weights FILE.pt [--patch-size P] [--image-size S] [--json]
+    python -m theory minimum --weights FILE.pt [--patch-size P] [--json]
         [--certificates DIR]
     python -m theory recheck FILE|DIR
 
@@ -29,7 +29,14 @@ from tqdm import tqdm
 from constructions.validate import MAX_SIZE, SPATIAL_DIMS
 from theory.certificates import CertificateError, recheck
 from theory.minimum import minimum_heads
-from theory.records import bounds_record, bounds_table, minimum_row, minimum_table, size_text
+from theory.records import (
+    bounds_record,
+    bounds_table,
+    minimum_refusal,
+    minimum_row,
+    minimum_table,
+    size_text,
+)
 
 __all__ = ["main", "parse_sizes"]
 
@@ -97,6 +104,37 @@ def _single(text: str, name: str) -> int:
     return value[0]
 
 
+def _count(text: str, name: str) -> int:
+    """Return a count (an integer ≥ 1), or raise naming the option."""
+    if not re.fullmatch(r"\+?\d+", text.strip()) or int(text) < 1:
+        raise ValueError(f"{name} takes a number of kernels, an integer >= 1, got {text.strip()!r}")
+    return int(text)
+
+
+def _paddings(text: str) -> list[tuple[int, ...]]:
+    """Return `--padding` (P, PxP or PxPxP; 0 allowed) as a one-element size list."""
+    if not re.fullmatch(r"\d+(x\d+){0,2}", text.strip()):
+        raise ValueError(
+            f"--padding takes P, PxP or PxPxP (integers >= 0, the zeros before each axis), "
+            f"got {text.strip()!r}"
+        )
+    return [tuple(int(v) for v in text.strip().split("x"))]
+
+
+def _refuse_minimum(
+    combos: list, shape: dict, dilation: tuple[int, ...], option: str, geometry: dict
+) -> None:
+    """Raise, before any work, when no (kernel, tokens) of the sweep allows the exact minimum."""
+    strided = {k: v for k, v in geometry.items() if v is not None}
+    reasons = [
+        minimum_refusal(k, P, dilation=dilation, in_channels=shape["in_channels"],
+                        out_channels=shape["out_channels"], groups=shape["groups"], **strided)
+        for k, patch in combos for P in (None, patch)
+    ]  # fmt: skip
+    if all(reasons):
+        raise ValueError(f"{option}: {reasons[0]}")
+
+
 def _write_certificates(directory: str, named: list[tuple[str, dict]]) -> None:
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
@@ -110,24 +148,38 @@ def _bounds(args: argparse.Namespace) -> int:
     dilations = parse_sizes(args.dilation, "--dilation")
     if len(dilations) != 1:
         raise ValueError(f"--dilation takes one size, got {args.dilation!r}")
-    dims = _dims(args, {"--kernel-size": kernels, "--patch-size": patches,
-                        "--dilation": dilations})  # fmt: skip
+    strides = None if args.stride is None else parse_sizes(args.stride, "--stride")
+    paddings = None if args.padding is None else _paddings(args.padding)
+    for name, given in (("--stride", strides), ("--padding", paddings)):
+        if given is not None and len(given) != 1:
+            raise ValueError(f"{name} takes one size, got {getattr(args, name[2:])!r}")
+    sizes = {"--kernel-size": kernels, "--patch-size": patches, "--dilation": dilations}
+    sizes |= {"--stride": strides} if strides else {}
+    dims = _dims(args, sizes)
     kernels, patches = (
         _per_dims(kernels, "--kernel-size", dims),
         _per_dims(patches, "--patch-size", dims),
     )
     (dilation,) = _per_dims(dilations, "--dilation", dims)
+    geometry = {
+        "stride": None if strides is None else _per_dims(strides, "--stride", dims)[0],
+        "padding": None if paddings is None else _per_dims(paddings, "--padding", dims)[0],
+    }
     shape = dict(
         in_channels=_single(args.in_channels, "--in-channels"),
         out_channels=_single(args.out_channels, "--out-channels"),
         groups=_single(args.groups, "--groups"),
         head_dim=None if args.head_dim is None else _single(args.head_dim, "--head-dim"),
-        sample=0 if args.sample is None else _single(args.sample, "--sample"),
+        sample=0 if args.sample is None else _count(args.sample, "--sample"),
     )
     certify = args.certify or args.certificates is not None
     combos = list(itertools.product(kernels, patches))
+    if args.minimum or shape["sample"]:
+        _refuse_minimum(combos, shape, dilation, "--minimum" if args.minimum else "--sample",
+                        geometry)  # fmt: skip
     records = [
-        bounds_record(k, P, dilation=dilation, certify=certify, minimum=args.minimum, **shape)
+        bounds_record(k, P, dilation=dilation, certify=certify, minimum=args.minimum,
+                      **geometry, **shape)
         for k, P in tqdm(combos, disable=len(combos) < 4, file=sys.stderr, desc="bounds")
     ]
     if args.certificates is not None:
@@ -153,9 +205,12 @@ def _kernels(path: str) -> list[tuple[str, torch.Tensor]]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"--weights: no file {path!r}") from None
-    except Exception as err:  # torch raises many types for a file that is not a checkpoint
+    except IsADirectoryError:
+        raise ValueError(f"--weights: {path!r} is a folder, not a file") from None
+    except Exception:  # torch raises many types, with pages of advice, for other files
         raise ValueError(
-            f"--weights: {path!r} is not a saved tensor or state_dict ({err})"
+            f"--weights: {path!r} is not a checkpoint; give a file written by torch.save of a "
+            "state_dict or tensor holding only tensors (loaded with weights_only=True)"
         ) from None
     if isinstance(obj, torch.Tensor):
         items = [("tensor", obj)]
@@ -182,10 +237,7 @@ def _minimum(args: argparse.Namespace) -> int:
         patch = None
         if args.patch_size is not None:
             (patch,) = _per_dims(parse_sizes(args.patch_size, "--patch-size"), "--patch-size", dims)
-        image = None
-        if args.image_size is not None:
-            (image,) = _per_dims(parse_sizes(args.image_size, "--image-size"), "--image-size", dims)
-        result = minimum_heads(weight, patch, image_size=image)
+        result = minimum_heads(weight, patch)
         row = minimum_row(name, result, patch)
         row["shape"] = list(weight.shape)
         rows.append(row)
@@ -269,6 +321,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--patch-size", required=True, help="P, PxP or PxPxP, or a comma list")
     b.add_argument("--dims", default=None, help="axes of single-number sizes (1, 2, 3; default 2)")
     b.add_argument("--dilation", default="1", help="D, or one per axis (DxD)")
+    b.add_argument("--stride", default=None, help="S, or one per axis (SxS); default 1")
+    b.add_argument(
+        "--padding", default=None,
+        help="zeros before each axis, P or PxP (PyTorch's padding); default dil·(k−1)//2",
+    )  # fmt: skip
     b.add_argument("--in-channels", default="1")
     b.add_argument("--out-channels", default="1")
     b.add_argument("--groups", default="1")
@@ -295,9 +352,6 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("minimum", help="the exact minimum (T4) of every kernel in a weights file")
     m.add_argument("--weights", required=True, help="a torch.save'd state_dict or tensor")
     m.add_argument("--patch-size", default=None, help="P, PxP or PxPxP (default: pixel tokens)")
-    m.add_argument(
-        "--image-size", default=None, help="the image (circular padding: aliased offsets merge)"
-    )
     m.add_argument("--certificates", default=None, metavar="DIR")
     m.add_argument("--json", action="store_true")
     r = sub.add_parser("recheck", help="check certificates with the stand-alone checker")

@@ -1,13 +1,14 @@
 """The coefficient matrix G of a convolution: s = dim span{M_Δ} = rank G (T3), any d ≤ 3 axes.
 
 Dimension letters: d axes, N offsets Δ (|S| pixel offsets, or |N(S, P)| patch offsets), P_a the
-patch size on axis a (1 for pixel tokens), e ∈ Π_a (−P_a, P_a) the pixel differences inside a
-patch pair, q a channel pair (c, o) of one group (C·D/g of them).
+patch size on axis a (1 for pixel tokens, s_a for pixel tokens of a stride-s_a convolution), s_a
+the stride, e ∈ Π_a [−(P_a − s_a), P_a) the differences a − s·b of an input pixel a and an output
+pixel b of a patch pair, q a channel pair (c, o) of one group (C·D/g of them).
 
 Tokens are row vectors and a convolution is `out_q = Σ_Δ x_{q+Δ} M_Δ`. Pixel tokens are patch
-tokens with P = 1, so one formula serves both:
+tokens with P = s, so one formula serves both:
 
-    M_Δ = Σ_e D_e ⊗ K̃[Δ⊙P + e],   D_e[a, b] = 1 iff a − b = e   (ΠP_a × ΠP_a, 0/1),
+    M_Δ = Σ_e D_e ⊗ K̃[Δ⊙P + e],   D_e[a, b] = 1 iff a − s⊙b = e   (ΠP_a × Π(P_a/s_a), 0/1),
 
 and the D_e have disjoint supports, hence are linearly independent. So s is the rank of
 G[Δ, (e, c, o)] = K̃[Δ⊙P + e][c, o] (`coefficient_matrix`), tiny next to the M_Δ themselves.
@@ -32,6 +33,8 @@ from constructions.geometry import (
     MAX_AXIS_TAPS,
     axis_neighbourhood_size,
     axis_offsets,
+    axis_paddings,
+    check_strides,
     patch_neighbourhood,
 )
 from constructions.validate import per_axis
@@ -52,20 +55,35 @@ __all__ = [
 MAX_ENTRIES = 1 << 25  # a coefficient matrix (or pattern) larger than this is refused, not built
 
 
-def _axes(weight_shape: tuple[int, ...], patch_size: object, dilation: object) -> tuple:
-    """Return (ks, Ps, ds): per-axis kernel, patch (1 for pixel tokens) and dilation."""
+def _axes(
+    weight_shape: tuple[int, ...],
+    patch_size: object,
+    dilation: object,
+    stride: object = 1,
+    padding: object = None,
+) -> tuple:
+    """Return (ks, Ps, ds, ss, ps): per-axis kernel, patch (s for pixel tokens), dilation,
+    stride and padding before the input (None: 'same'-centred d·(k−1)//2)."""
     ks = tuple(int(k) for k in weight_shape[2:])
     dims = len(ks)
-    Ps = (1,) * dims if patch_size is None else per_axis(patch_size, "patch_size", dims)
-    return ks, Ps, per_axis(dilation, "dilation", dims)
+    ds = per_axis(dilation, "dilation", dims)
+    ss = per_axis(stride, "stride", dims)
+    Ps = ss if patch_size is None else per_axis(patch_size, "patch_size", dims)
+    check_strides(ss, Ps)
+    return ks, Ps, ds, ss, axis_paddings(padding, ks, ds)
 
 
-def axis_taps(k: int, dilation: int, delta: np.ndarray) -> np.ndarray:
-    """Return the tap index i of each pixel offset δ = i·d − d·(k−1)//2 on one axis, k if none."""
-    shifted = delta + dilation * (k - 1) // 2  # = i·d for tap i
+def axis_taps(k: int, dilation: int, delta: np.ndarray, pad: int | None = None) -> np.ndarray:
+    """Return the tap index i of each pixel offset δ = i·d − p on one axis, k if none."""
+    shifted = delta + (dilation * (k - 1) // 2 if pad is None else pad)  # = i·d for tap i
     tap = shifted // dilation
     ok = (shifted % dilation == 0) & (tap >= 0) & (tap < k)
     return np.where(ok, tap, k)
+
+
+def differences(P: int, s: int) -> np.ndarray:
+    """Return the differences e = a − s·b, 0 ≤ a < P, 0 ≤ b < P/s, of one axis: −(P−s) … P−1."""
+    return np.arange(-(P - s), P)
 
 
 def _padded(taps: np.ndarray, dims: int) -> np.ndarray:
@@ -116,19 +134,25 @@ def _gather(taps: np.ndarray, index: list[np.ndarray], dims: int) -> np.ndarray:
     return taps[tuple(parts)]
 
 
-def check_pattern_size(ks: tuple, Ps: tuple, ds: tuple) -> None:
+def check_pattern_size(
+    ks: tuple, Ps: tuple, ds: tuple, ss: tuple | None = None, ps: tuple | None = None
+) -> None:
     """Raise, naming the sizes, before listing a neighbourhood or pattern that would not fit.
 
-    Rows: |N| = Π|N_a| offsets; columns: at most Π min(2P_a − 1, 2k_a) live differences e.
+    Rows: |N| = Π|N_a| offsets; columns: at most Π min(2P_a − s_a, 2k_a) live differences e.
     """
+    ss = ss or (1,) * len(ks)
+    ps = ps or axis_paddings(None, ks, ds)
     for k in ks:
         if k > MAX_AXIS_TAPS:
             raise ValueError(
                 f"kernel_size={ks}: listing the offsets of {k} taps on one axis is refused "
                 f"(at most {MAX_AXIS_TAPS} per axis)"
             )
-    rows = math.prod(axis_neighbourhood_size(k, P, d) for k, P, d in zip(ks, Ps, ds, strict=True))
-    cols = math.prod(min(2 * P - 1, 2 * k) for k, P in zip(ks, Ps, strict=True))
+    rows = math.prod(
+        axis_neighbourhood_size(*axis) for axis in zip(ks, Ps, ds, ss, ps, strict=True)
+    )
+    cols = math.prod(min(2 * P - s, 2 * k) for k, P, s in zip(ks, Ps, ss, strict=True))
     if rows * cols > MAX_ENTRIES:
         raise ValueError(
             f"kernel_size={ks} with patch_size={Ps}: the coefficient pattern would have |N| = "
@@ -137,9 +161,11 @@ def check_pattern_size(ks: tuple, Ps: tuple, ds: tuple) -> None:
         )
 
 
-def _rows(ks: tuple, Ps: tuple, ds: tuple) -> tuple[np.ndarray, list[np.ndarray]]:
-    check_pattern_size(ks, Ps, ds)
-    offsets = patch_neighbourhood(ks, Ps, ds)
+def _rows(
+    ks: tuple, Ps: tuple, ds: tuple, ss: tuple, ps: tuple
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    check_pattern_size(ks, Ps, ds, ss, ps)
+    offsets = patch_neighbourhood(ks, Ps, ds, ss, ps)
     return offsets, [np.unique(offsets[:, a]) for a in range(len(ks))]
 
 
@@ -157,49 +183,57 @@ def coefficient_matrix(
     *,
     groups: int = 1,
     dilation: int | tuple[int, ...] = 1,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return (offsets N (|N|, d), G (|N|, Π(2P_a−1)·C·D)), G[Δ, (e, c, o)] = K̃[Δ⊙P + e][c, o].
+    """Return (offsets N (|N|, d), G (|N|, Π(2P_a−s_a)·C·D)), G[Δ, (e, c, o)] = K̃[Δ⊙P + e][c, o].
 
-    T3: s = dim span{M_Δ} = rank G. `patch_size=None` is pixel tokens (P = 1, G[δ] = vec K̃[δ]).
-    Columns are ordered (e_1, …, e_d, c, o) with e_a running from −(P_a−1) to P_a−1; any dtype
-    (numpy object arrays of Python ints included) is kept.
+    T3: s = dim span{M_Δ} = rank G. `patch_size=None` is pixel tokens (P = s; stride 1:
+    G[δ] = vec K̃[δ]). Columns are ordered (e_1, …, e_d, c, o) with e_a running from −(P_a−s_a)
+    to P_a−1; any dtype (numpy object arrays of Python ints included) is kept.
     """
-    ks, Ps, ds = _axes(tuple(weight.shape), patch_size, dilation)
+    ks, Ps, ds, ss, ps = _axes(tuple(weight.shape), patch_size, dilation, stride, padding)
     dims = len(ks)
-    offsets, rows = _rows(ks, Ps, ds)
+    offsets, rows = _rows(ks, Ps, ds, ss, ps)
     C, D = int(weight.shape[1]) * groups, int(weight.shape[0])
-    _check_size(len(offsets), math.prod(2 * P - 1 for P in Ps) * C * D, "coefficient matrix")
+    _check_size(
+        len(offsets), math.prod(2 * P - s for P, s in zip(Ps, ss, strict=True)) * C * D,
+        "coefficient matrix",
+    )  # fmt: skip
     taps = _padded(dense_taps_numpy(weight, groups), dims)
     index = [
-        axis_taps(k, d, r[:, None] * P + np.arange(-(P - 1), P)[None, :])
-        for k, d, P, r in zip(ks, ds, Ps, rows, strict=True)
+        axis_taps(k, d, r[:, None] * P + differences(P, s)[None, :], p)
+        for k, d, P, s, p, r in zip(ks, ds, Ps, ss, ps, rows, strict=True)
     ]
     return offsets, _gather(taps, index, dims).reshape(len(offsets), -1)
 
 
-def _live_e(k: int, d: int, P: int, rows: np.ndarray) -> np.ndarray:
-    """Return the sorted e ∈ (−P, P) with Δ·P + e a tap offset for some Δ in `rows`, one axis."""
-    e = (axis_offsets(k, d)[None, :] - rows[:, None] * P).ravel()
-    return np.unique(e[np.abs(e) < P])
+def _live_e(k: int, d: int, P: int, s: int, p: int, rows: np.ndarray) -> np.ndarray:
+    """Return the sorted e ∈ [−(P−s), P) with Δ·P + e a tap offset for some Δ in `rows`."""
+    e = (axis_offsets(k, d, p)[None, :] - rows[:, None] * P).ravel()
+    return np.unique(e[(e >= -(P - s)) & (e < P)])
 
 
 def live_pattern(
     kernel_size: tuple[int, ...],
     patch_size: int | tuple[int, ...] | None,
     dilation: int | tuple[int, ...],
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Return (offsets N, e values per axis, pattern (|N|, Πn_e) bool): where G can be non-zero.
 
     Pattern[Δ, e] is True iff Δ⊙P + e ∈ S; every channel pair of a group shares it.
     """
-    ks, Ps, ds = _axes((1, 1, *kernel_size), patch_size, dilation)
+    ks, Ps, ds, ss, ps = _axes((1, 1, *kernel_size), patch_size, dilation, stride, padding)
     dims = len(ks)
-    offsets, rows = _rows(ks, Ps, ds)
-    e_axes = [_live_e(k, d, P, r) for k, d, P, r in zip(ks, ds, Ps, rows, strict=True)]
+    offsets, rows = _rows(ks, Ps, ds, ss, ps)
+    axes = list(zip(ks, ds, Ps, ss, ps, rows, strict=True))
+    e_axes = [_live_e(*axis) for axis in axes]
     _check_size(len(offsets), math.prod(len(e) for e in e_axes), "coefficient pattern")
     hit = None
-    for a, (k, d, P, r, e) in enumerate(zip(ks, ds, Ps, rows, e_axes, strict=True)):
-        axis_hit = axis_taps(k, d, r[:, None] * P + e[None, :]) < k  # (n_a, E_a)
+    for a, ((k, d, P, _, p, r), e) in enumerate(zip(axes, e_axes, strict=True)):
+        axis_hit = axis_taps(k, d, r[:, None] * P + e[None, :], p) < k  # (n_a, E_a)
         shape = [1] * (2 * dims)
         shape[a], shape[dims + a] = axis_hit.shape
         axis_hit = axis_hit.reshape(shape)
@@ -213,45 +247,61 @@ def live_coefficients(
     *,
     groups: int = 1,
     dilation: int | tuple[int, ...] = 1,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Return (offsets N, e values per axis, G_live (|N|, Πn_e·C·D/g)): G on its live columns.
 
     Columns (e, q): e over the live differences of `live_pattern`, q over the channel pairs of
     one group (`pair_taps`). rank G_live = rank G = s; other columns of G are zero.
     """
-    ks, Ps, ds = _axes(tuple(weight.shape), patch_size, dilation)
+    ks, Ps, ds, ss, ps = _axes(tuple(weight.shape), patch_size, dilation, stride, padding)
     dims = len(ks)
-    offsets, e_axes, _ = live_pattern(ks, Ps if patch_size is not None else None, ds)
+    offsets, e_axes, _ = live_pattern(ks, Ps, ds, ss, ps)
     rows = [np.unique(offsets[:, a]) for a in range(dims)]
     pairs = int(weight.shape[0]) * int(weight.shape[1])  # (D/g)·(C/g)·g
     _check_size(len(offsets), math.prod(len(e) for e in e_axes) * pairs, "coefficient matrix")
     taps = _padded(pair_taps(weight, groups), dims)
     index = [
-        axis_taps(k, d, r[:, None] * P + e[None, :])
-        for k, d, P, r, e in zip(ks, ds, Ps, rows, e_axes, strict=True)
+        axis_taps(k, d, r[:, None] * P + e[None, :], p)
+        for k, d, P, p, r, e in zip(ks, ds, Ps, ps, rows, e_axes, strict=True)
     ]
     return offsets, e_axes, _gather(taps, index, dims).reshape(len(offsets), -1)
 
 
-def column_norms(
-    patch_size: int | tuple[int, ...] | None, in_channels: int, out_channels: int, dims: int = 2
-) -> np.ndarray:
-    """Return ‖D_e ⊗ E_co‖_F = √Π_a(P_a−|e_a|) for every column (e, c, o) of `coefficient_matrix`.
+def _pair_counts(P: int, s: int) -> np.ndarray:
+    """Return, for each e of `differences(P, s)`, how many (a, b) have a − s·b = e."""
+    a = np.arange(P)[:, None] - s * np.arange(P // s)[None, :]
+    return np.bincount((a + P - s).ravel(), minlength=2 * P - s)
 
-    ‖Σ D_e ⊗ X_e‖_F² = Σ Π_a(P_a−|e_a|)‖X_e‖_F², so G·diag(norms) has the singular values of the
-    stacked matrix [vec M_Δ]_Δ (the Eckart–Young floor uses them).
+
+def column_norms(
+    patch_size: int | tuple[int, ...] | None,
+    in_channels: int,
+    out_channels: int,
+    dims: int = 2,
+    stride: int | tuple[int, ...] = 1,
+) -> np.ndarray:
+    """Return ‖D_e ⊗ E_co‖_F = √Π_a n_a(e_a) for every column (e, c, o) of `coefficient_matrix`.
+
+    n_a(e) = |{(a, b): a − s·b = e}| (stride 1: P − |e|). ‖Σ D_e ⊗ X_e‖_F² = Σ Π_a n_a(e_a)‖X_e‖_F²,
+    so G·diag(norms) has the singular values of the stacked matrix [vec M_Δ]_Δ (the Eckart–Young
+    floor uses them).
     """
-    Ps = (1,) * dims if patch_size is None else per_axis(patch_size, "patch_size", dims)
+    ss = per_axis(stride, "stride", dims)
+    Ps = ss if patch_size is None else per_axis(patch_size, "patch_size", dims)
     per_e = np.ones(1)
-    for P in Ps:
-        side = (P - np.abs(np.arange(-(P - 1), P))).astype(np.float64)
-        per_e = np.outer(per_e, side).ravel()
+    for P, s in zip(Ps, ss, strict=True):
+        per_e = np.outer(per_e, _pair_counts(P, s).astype(np.float64)).ravel()
     return np.repeat(np.sqrt(per_e), in_channels * out_channels)
 
 
-def _difference_index(Ps: tuple[int, ...]) -> list[np.ndarray]:
-    """Return per axis the (P, P) index of e = a − b into range(−(P−1), P): a − b + P − 1."""
-    return [np.arange(P)[:, None] - np.arange(P)[None, :] + P - 1 for P in Ps]
+def _difference_index(Ps: tuple[int, ...], ss: tuple[int, ...]) -> list[np.ndarray]:
+    """Return per axis the (P, P/s) index of e = a − s·b into `differences(P, s)`."""
+    return [
+        np.arange(P)[:, None] - s * np.arange(P // s)[None, :] + P - s
+        for P, s in zip(Ps, ss, strict=True)
+    ]
 
 
 def patch_block(
@@ -261,12 +311,14 @@ def patch_block(
     in_channels: int,
     out_channels: int,
     dims: int = 2,
+    stride: int | tuple[int, ...] = 1,
 ) -> np.ndarray:
-    """Return M_Δ = Σ_e D_e ⊗ K̃[Δ⊙P+e] (ΠP·C × ΠP·D) from row `row` of G. T2."""
-    Ps = (1,) * dims if patch_size is None else per_axis(patch_size, "patch_size", dims)
+    """Return M_Δ = Σ_e D_e ⊗ K̃[Δ⊙P+e] (ΠP·C × Π(P/s)·D) from row `row` of G. T2."""
+    ss = per_axis(stride, "stride", dims)
+    Ps = ss if patch_size is None else per_axis(patch_size, "patch_size", dims)
     C, D = in_channels, out_channels
-    g = G[row].reshape(*(2 * P - 1 for P in Ps), C, D)
-    diff = _difference_index(Ps)
+    g = G[row].reshape(*(2 * P - s for P, s in zip(Ps, ss, strict=True)), C, D)
+    diff = _difference_index(Ps, ss)
     parts = []
     for a, idx in enumerate(diff):  # idx[a_a, b_a]: broadcast to (a_1…a_d, b_1…b_d)
         shape = [1] * (2 * dims)
@@ -274,8 +326,8 @@ def patch_block(
         parts.append(idx.reshape(shape))
     block = g[tuple(parts)]  # (a…, b…, C, D)
     order = (*range(dims), 2 * dims, *range(dims, 2 * dims), 2 * dims + 1)
-    inner = math.prod(Ps)
-    return block.transpose(order).reshape(inner * C, inner * D)
+    outer = math.prod(P // s for P, s in zip(Ps, ss, strict=True))
+    return block.transpose(order).reshape(math.prod(Ps) * C, outer * D)
 
 
 def stacked_maps(
@@ -284,40 +336,47 @@ def stacked_maps(
     *,
     groups: int = 1,
     dilation: int | tuple[int, ...] = 1,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] | None = None,
     max_side: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the non-zero parts of the vertical [M_Δ]_Δ and horizontal [M_Δ]_Δ stacks. T3.
 
     Vertical: rows (input pixel z of the receptive field of a patch, c), columns (b, o), entry
-    K̃[z − b][c, o]. Horizontal: rows (a, c) of one input patch, columns (output pixel y that it
-    reaches, o), entry K̃[a − y][c, o]. Pixels not reached hold zeros and are left out. With
+    K̃[z − s·b][c, o]. Horizontal: rows (a, c) of one input patch, columns (output pixel y that it
+    reaches, o), entry K̃[a − s·y][c, o]. Pixels not reached hold zeros and are left out. With
     `max_side`, only the first positions along the first axis are kept (a submatrix: its rank
     is a lower bound).
     """
-    ks, Ps, ds = _axes(tuple(weight.shape), patch_size, dilation)
+    ks, Ps, ds, ss, ps = _axes(tuple(weight.shape), patch_size, dilation, stride, padding)
     dims = len(ks)
     taps = _padded(dense_taps_numpy(weight, groups), dims)
     C, D = taps.shape[-2:]
     spans = [
-        (int(min(axis_offsets(k, d))), int(max(axis_offsets(k, d))))
-        for k, d in zip(ks, ds, strict=True)
+        (int(min(axis_offsets(k, d, p))), int(max(axis_offsets(k, d, p))))
+        for k, d, p in zip(ks, ds, ps, strict=True)
     ]
-    z = [np.arange(lo, P + hi) for (lo, hi), P in zip(spans, Ps, strict=True)]
-    y = [np.arange(-hi, P - lo) for (lo, hi), P in zip(spans, Ps, strict=True)]
+    z = [np.arange(lo, P - s + hi + 1) for (lo, hi), P, s in zip(spans, Ps, ss, strict=True)]
+    y = [  # output pixels y with a − s·y a tap offset for some input pixel a of the patch
+        np.arange(-(hi // s), (P - 1 - lo) // s + 1)
+        for (lo, hi), P, s in zip(spans, Ps, ss, strict=True)
+    ]
     if max_side is not None:
         rest_z = math.prod(len(v) for v in z[1:]) * C
         rest_y = math.prod(len(v) for v in y[1:]) * D
         z[0], y[0] = z[0][: max(1, max_side // rest_z)], y[0][: max(1, max_side // rest_y)]
-    b = [np.arange(P) for P in Ps]
-    axes = list(zip(ks, ds, z, y, b, strict=True))
-    v_index = [axis_taps(k, d, zz[:, None] - bb[None, :]) for k, d, zz, _, bb in axes]
-    h_index = [axis_taps(k, d, bb[:, None] - yy[None, :]) for k, d, _, yy, bb in axes]
+    b = [s * np.arange(P // s) for P, s in zip(Ps, ss, strict=True)]  # s·b of output pixels
+    a = [np.arange(P) for P in Ps]
+    axes = list(zip(ks, ds, ps, ss, z, y, b, a, strict=True))
+    v_index = [axis_taps(k, d, zz[:, None] - bb[None, :], p) for k, d, p, _, zz, _, bb, _ in axes]
+    h_index = [
+        axis_taps(k, d, aa[:, None] - s * yy[None, :], p) for k, d, p, s, _, yy, _, aa in axes
+    ]
     order = (*range(dims), 2 * dims, *range(dims, 2 * dims), 2 * dims + 1)
-    inner = math.prod(Ps)
     v = _gather(taps, v_index, dims).transpose(order)  # (z…, C, b…, D)
     h = _gather(taps, h_index, dims).transpose(order)  # (a…, C, y…, D)
-    vertical = v.reshape(math.prod(len(zz) for zz in z) * C, inner * D)
-    horizontal = h.reshape(inner * C, math.prod(len(yy) for yy in y) * D)
+    vertical = v.reshape(math.prod(len(zz) for zz in z) * C, math.prod(len(bb) for bb in b) * D)
+    horizontal = h.reshape(math.prod(Ps) * C, math.prod(len(yy) for yy in y) * D)
     return vertical, horizontal
 
 

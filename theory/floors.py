@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from constructions.convolution import conv_spec
+from constructions.convolution import stride_one_spec
 from constructions.mhsa import RelPosMHSA
 from constructions.tokens import image_to_patches
 from constructions.validate import positive_int, positive_pair
@@ -34,7 +34,7 @@ __all__ = ["FitResult", "eckart_young_floor", "fit_heads", "linearisation", "sin
 
 def singular_values(conv: nn.Conv2d, patch_size: int | None = None) -> np.ndarray:
     """Return the singular values of the stacked matrix [vec M_Δ]_Δ (|N| of them, descending)."""
-    spec = conv_spec(conv)
+    spec = stride_one_spec(conv, "the Eckart–Young floors and fits")
     G = coefficient_matrix(
         spec.weight.double(), patch_size, groups=spec.groups, dilation=spec.dilation
     )[1]
@@ -106,7 +106,7 @@ def fit_heads(
     on the image's token grid (tables folded modulo the grid, as in `theory.tightness`), whose
     output and Jacobian are measured.
     """
-    spec = conv_spec(conv)
+    spec = stride_one_spec(conv, "the Eckart–Young floors and fits")
     if not spec.circular:
         raise ValueError("fit_heads needs a circular convolution (padding_mode='circular')")
     num_heads = positive_int(num_heads, "num_heads")

@@ -33,7 +33,13 @@ from torch import nn
 from constructions.tokens import patch_grid
 from constructions.validate import per_axis
 from theory.bounds import KernelShape, concrete_kernel, patch_sizes
-from theory.certificates import FORMAT, Certificate, claim_of, minor_columns, witness_json
+from theory.certificates import (
+    Certificate,
+    certificate_format,
+    claim_of,
+    minor_columns,
+    witness_json,
+)
 from theory.checker import check
 from theory.coefficients import live_coefficients
 from theory.exact import PRIME, det_mod_p, exact_rank, integer_matrix, nonsingular_minor
@@ -152,7 +158,7 @@ def _grid(
     if image_size is None:
         return None
     size = per_axis(image_size, "image_size", shape.dims)
-    grid = patch_grid(size, Ps or (1,) * shape.dims, "image_size")
+    grid = patch_grid(size, Ps or shape.stride, "image_size")
     reach = np.abs(offsets).max(axis=0)
     if not circular:
         if any(int(r) >= g for r, g in zip(reach, grid, strict=True)):
@@ -173,25 +179,30 @@ def minimum_heads(
     image_size: int | tuple[int, ...] | None = None,
     groups: int = 1,
     dilation: int | tuple[int, ...] = 1,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] | None = None,
     seed: int = 0,
 ) -> MinimumHeads:
     """Return the exact minimum number of heads of an exact layer for `kernel`, certified. T4.
 
-    `kernel` is an `nn.Conv1d/2d/3d` or a weight tensor (D, C/g, *k) with `groups`, `dilation`;
-    `patch_size=None` means one token per position. The minimum holds on interior tokens, with
-    circular padding, and with zero padding when the grid is padded with explicit zero tokens
-    (`tight_mhsa_from_conv(..., explicit_padding=True)`). With `image_size` and a circular
-    convolution on a grid where offsets alias, aliased blocks merge first.
+    `kernel` is an `nn.Conv1d/2d/3d` (its stride and padding are used) or a weight tensor
+    (D, C/g, *k) with `groups`, `dilation`, `stride`, `padding`; `patch_size=None` means one token
+    per position (for a stride-s convolution, its s×s input patches). The minimum holds on
+    interior tokens, with circular padding, and with zero padding when the grid is padded with
+    explicit zero tokens (`tight_mhsa_from_conv(..., explicit_padding=True)`). With `image_size`
+    and a circular convolution on a grid where offsets alias, aliased blocks merge first.
 
     >>> w1 = [[7, 2, 10], [15, -6, 1], [12, 12, 1]]; w2 = [[1, 11, 1], [-3, 15, 4], [0, 3, 7]]
     >>> minimum_heads(torch.tensor([[w1], [w2]], dtype=torch.float64)).heads
     2
     """
     start = time.perf_counter()
-    w, shape, circular = concrete_kernel(kernel, {"groups": groups, "dilation": dilation})
+    w, shape, circular = concrete_kernel(
+        kernel, {"groups": groups, "dilation": dilation, "stride": stride, "padding": padding}
+    )
     Ps = patch_sizes(patch_size, shape.dims)
     weight = integer_matrix(w.numpy().reshape(w.shape[0], -1)).reshape(tuple(w.shape))
-    offsets, e_axes, G = live_coefficients(weight, Ps, groups=shape.groups, dilation=shape.dilation)
+    offsets, e_axes, G = live_coefficients(weight, Ps, groups=shape.groups, **shape.geometry())
     if len(offsets) > MAX_ROWS:
         raise ValueError(
             f"the kernel has {len(offsets)} offsets (rows of G); the exact minimum is computed "
@@ -227,7 +238,7 @@ def minimum_heads(
         ],
     }  # fmt: skip
     data = {
-        "format": FORMAT,
+        "format": certificate_format(shape),
         "claim": claim_of(shape, Ps, grid=None if grid is None else list(grid), heads=heads),
         "witness": witness_json(np.asarray(weight)),
         "proof": proof,

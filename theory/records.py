@@ -9,13 +9,30 @@ kernels that need s + 1 heads.
 from __future__ import annotations
 
 import functools
+import math
+import sys
 
+from tqdm import tqdm
+
+from constructions.geometry import neighbourhood_size
 from theory.bounds import head_bounds, kernel_shape
 from theory.certificates import certify_lower_bound
-from theory.minimum import minimum_heads
+from theory.minimum import MAX_ROWS, minimum_heads
 from theory.witnesses import random_witness
 
-__all__ = ["bounds_record", "bounds_table", "minimum_row", "minimum_table", "size_text"]
+__all__ = [
+    "MAX_MINIMUM_ENTRIES",
+    "bounds_record",
+    "bounds_table",
+    "minimum_refusal",
+    "minimum_row",
+    "minimum_table",
+    "size_text",
+]
+
+# kernel entries D·(C/g)·Πk up to which --minimum/--sample compute the exact minimum of a random
+# kernel: the minimum and its certificate check cost ≈ 50 µs an entry (≈ 13 s at the limit)
+MAX_MINIMUM_ENTRIES = 1 << 18
 
 
 def size_text(size: tuple[int, ...]) -> str:
@@ -35,6 +52,8 @@ def bounds_record(
     patch_size: tuple[int, ...],
     *,
     dilation: tuple[int, ...],
+    stride: tuple[int, ...] | None = None,
+    padding: tuple[int, ...] | None = None,
     in_channels: int = 1,
     out_channels: int = 1,
     groups: int = 1,
@@ -43,13 +62,23 @@ def bounds_record(
     minimum: bool = False,
     sample: int = 0,
 ) -> dict:
-    """Return the JSON object of one combination: {"pixel": {...}, "patch": {...}, ...}."""
+    """Return the JSON object of one combination: {"pixel": {...}, "patch": {...}, ...}.
+
+    A strided shape (`stride`, and `padding` p before each axis) also records both.
+    """
     shape = dict(dilation=dilation, in_channels=in_channels, out_channels=out_channels,
                  groups=groups)  # fmt: skip
+    strided = stride is not None or padding is not None
+    if strided:
+        ks = kernel_shape(kernel_size, dilation=dilation, stride=stride or 1, padding=padding,
+                          dims=len(kernel_size))  # fmt: skip
+        shape |= {"stride": ks.stride, "padding": ks.padding}
     record: dict = {
         "kernel_size": list(kernel_size),
         "patch_size": _shown(patch_size),
         "dilation": _shown(dilation) if len(kernel_size) == 2 else list(dilation),
+        **({"stride": list(shape["stride"]), "padding": list(shape["padding"])}
+           if strided else {}),
         "in_channels": in_channels,
         "out_channels": out_channels,
         "groups": groups,
@@ -91,6 +120,40 @@ def _tokens_entry(
     return entry
 
 
+def minimum_refusal(
+    kernel_size: tuple[int, ...],
+    P: tuple[int, ...] | None,
+    *,
+    dilation: tuple[int, ...],
+    in_channels: int,
+    out_channels: int,
+    groups: int,
+    stride: tuple[int, ...] | int = 1,
+    padding: tuple[int, ...] | None = None,
+) -> str | None:
+    """Return why the exact minimum (T4) of a kernel of this shape is not computed, or None.
+
+    T4 runs on G, |N| rows by C·D/g pairs: counted here, nothing is allocated.
+    """
+    offsets = neighbourhood_size(kernel_size, P, dilation, stride, padding)
+    tokens = "pixel tokens" if P is None else f"patch tokens of --patch-size {size_text(P)}"
+    if offsets > MAX_ROWS:
+        return (
+            f"--kernel-size {size_text(kernel_size)} has {offsets:,} offsets on {tokens}; the "
+            f"exact minimum is computed for at most {MAX_ROWS:,}"
+        )
+    taps = math.prod(kernel_size)
+    entries = out_channels * (in_channels // groups) * taps
+    if entries > MAX_MINIMUM_ENTRIES:
+        most = MAX_MINIMUM_ENTRIES * groups // (out_channels * taps)
+        return (
+            f"--in-channels {in_channels} × --out-channels {out_channels} / --groups {groups} × "
+            f"{taps:,} taps is {entries:,} kernel entries; the exact minimum is computed for at "
+            f"most {MAX_MINIMUM_ENTRIES:,} (--in-channels ≤ {most} here)"
+        )
+    return None
+
+
 def _minima(
     kernel_size: tuple[int, ...],
     P: tuple[int, ...] | None,
@@ -100,15 +163,20 @@ def _minima(
 ) -> dict:
     """Return {"minimum": …} for the seed-0 random kernel and {"sample": …} over `sample` more."""
     ks = kernel_shape(kernel_size, dims=len(kernel_size), **shape)  # type: ignore[arg-type]
+    refusal = minimum_refusal(kernel_size, P, in_channels=ks.in_channels,
+                              out_channels=ks.out_channels, groups=ks.groups,
+                              **ks.geometry())  # fmt: skip
+    if refusal is not None:  # too large for the exact minimum: say so instead
+        return {**({"minimum": None} if one else {}), **({"sample": None} if sample else {}),
+                "skipped": refusal}  # fmt: skip
     seeds = ([0] if one else []) + list(range(1, sample + 1))
-    try:
-        results = {
-            seed: minimum_heads(random_witness(ks.weight_shape(), seed).double(), P,
-                                groups=ks.groups, dilation=ks.dilation)
-            for seed in seeds
-        }  # fmt: skip
-    except ValueError as err:  # too many offsets for the exact minimum: say so instead
-        return {"minimum": None, "sample": None, "skipped": str(err)}
+    tokens = "pixel" if P is None else "patch"
+    results = {
+        seed: minimum_heads(random_witness(ks.weight_shape(), seed).double(), P,
+                            groups=ks.groups, **ks.geometry())
+        for seed in tqdm(seeds, desc=f"minimum ({tokens})", file=sys.stderr, delay=2,
+                         leave=False)
+    }  # fmt: skip
     out: dict = {}
     if one:
         r = results[0]
@@ -119,11 +187,19 @@ def _minima(
     return out
 
 
-def _cells(r: dict, tokens: str, certify: bool, minimum: bool, sample: bool) -> list[str]:
+def _cells(
+    r: dict, tokens: str, certify: bool, minimum: bool, sample: bool, notes: list[str]
+) -> list[str]:
+    """Return one table row; a value not computed shows `-` and the number of its note."""
     e = r[tokens]
+    if "skipped" in e and e["skipped"] not in notes:
+        notes.append(e["skipped"])
+    missing = f"- [{notes.index(e['skipped']) + 1}]" if "skipped" in e else "-"
     P = r["patch_size"]
+    compact = lambda v: str(v[0]) if len(set(v)) == 1 else size_text(v)  # noqa: E731
+    stride = f"/s{compact(r['stride'])}/p{compact(r['padding'])}" if "stride" in r else ""
     row = [
-        size_text(r["kernel_size"]),
+        size_text(r["kernel_size"]) + stride,
         "-" if tokens == "pixel" else (str(P) if isinstance(P, int) else size_text(P)),
         str(r["in_channels"]),
         str(r["out_channels"]),
@@ -137,10 +213,10 @@ def _cells(r: dict, tokens: str, certify: bool, minimum: bool, sample: bool) -> 
     ]
     if minimum:
         m = e.get("minimum")
-        row.append("-" if m is None else str(m["heads"]))
+        row.append(missing if m is None else str(m["heads"]))
     if sample:
         s = e.get("sample")
-        row.append("-" if s is None else f"{s['need_s_plus_1']}/{s['kernels']}")
+        row.append(missing if s is None else f"{s['need_s_plus_1']}/{s['kernels']}")
     if certify:
         c = e["certificate"]
         row += [f"≥{c['claim']['heads_at_least']} ({c['proof']['kind']})",
@@ -156,21 +232,21 @@ def _format(rows: list[list[str]]) -> str:
 
 
 def bounds_table(records: list[dict], certify: bool) -> str:
-    """Return the bounds as a text table, the pixel row once per kernel."""
+    """Return the bounds as a text table, the pixel row once per kernel, and why a value is `-`."""
     minimum = any("minimum" in r["pixel"] for r in records)
     sample = any("sample" in r["pixel"] for r in records)
     head = ["kernel", "P", "C", "D", "Dh", "tokens", "|N|", "s", "struct", "sufficient",
             "necessary"]  # fmt: skip
     head += (["minimum"] if minimum else []) + (["s+1 needed"] if sample else [])
     head += ["certificate", "cert time"] if certify else []
-    rows, shown = [head], set()
+    rows, shown, notes = [head], set(), []
     for r in records:
         key = (tuple(r["kernel_size"]), r["in_channels"], r["out_channels"])
         if key not in shown:  # the pixel row does not depend on P: once per kernel
             shown.add(key)
-            rows.append(_cells(r, "pixel", certify, minimum, sample))
-        rows.append(_cells(r, "patch", certify, minimum, sample))
-    return _format(rows)
+            rows.append(_cells(r, "pixel", certify, minimum, sample, notes))
+        rows.append(_cells(r, "patch", certify, minimum, sample, notes))
+    return "\n".join([_format(rows), *(f"[{i}] not computed: {n}" for i, n in enumerate(notes, 1))])
 
 
 def minimum_row(name: str, result: object, patch: tuple[int, ...] | None) -> dict:

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from constructions.convolution import conv_spec
+from constructions.convolution import stride_one_spec
 from constructions.from_conv import SINK_LOGIT, check_grid, input_shape
 from constructions.mhsa import RelPosMHSA
 from constructions.tokens import patch_grid
@@ -95,11 +95,11 @@ def tight_plan(
     """
     w, shape, _ = concrete_kernel(kernel, {"groups": groups, "dilation": dilation})
     result = minimum_heads(
-        kernel, patch_size, image_size=image_size, groups=shape.groups, dilation=shape.dilation
+        kernel, patch_size, image_size=image_size, groups=shape.groups, **shape.geometry()
     )
     Ps = patch_sizes(patch_size, shape.dims)
     offsets, G = coefficient_matrix(
-        w.to(torch.float64), Ps, groups=shape.groups, dilation=shape.dilation
+        w.to(torch.float64), Ps, groups=shape.groups, **shape.geometry()
     )
     rows, G = merged_rows(offsets, G, result.grid)
     A = _shifted_heads(result)
@@ -183,7 +183,7 @@ def tight_mhsa_from_conv(
     >>> tight_mhsa_from_conv(conv, (6, 6)).num_heads   # Sobel: s = 1, no positive vector
     2
     """
-    spec = conv_spec(conv)
+    spec = stride_one_spec(conv, "the tight (T4) layer")
     size = input_shape(spec, image_size, "image_size")
     Ps = patch_sizes(patch_size, spec.dims)
     grid = patch_grid(size, Ps or (1,) * spec.dims, "image_size")

@@ -28,7 +28,7 @@ import torch
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
-from constructions.geometry import axis_offsets, patch_neighbourhood
+from constructions.geometry import axis_offsets, axis_paddings, patch_neighbourhood
 from constructions.validate import per_axis
 from theory.coefficients import check_pattern_size
 
@@ -66,16 +66,17 @@ def random_witness(weight_shape: tuple[int, ...], seed: int = 0) -> torch.Tensor
     return torch.from_numpy(w)
 
 
-def _axis_choices(k: int, d: int, P: int, rows: np.ndarray) -> np.ndarray:
-    """Return the (row index, residue, e) triples of one axis: Δ_a·P + e ∈ S_a, |e| < P, e ≡ ρ.
+def _axis_choices(k: int, d: int, P: int, s: int, p: int, rows: np.ndarray) -> np.ndarray:
+    """Return the (row index, residue, e) triples of one axis: Δ_a·P + e ∈ S_a, e ≡ ρ, and
+    −(P − s) ≤ e < P (e = a − s·b for an input pixel a and an output pixel b of a patch).
 
     At most two rows per tap, so at most 2k triples; sorted by (row, residue).
     """
-    delta = axis_offsets(k, d)
+    delta = axis_offsets(k, d, p)
     low = delta // P
     cand = np.concatenate([low, low + 1])  # the rows whose patch can meet δ
     e = np.concatenate([delta, delta]) - cand * P
-    ok = (np.abs(e) < P) & np.isin(cand, rows)
+    ok = (e >= -(P - s)) & (e < P) & np.isin(cand, rows)
     triples = np.stack([np.searchsorted(rows, cand[ok]), e[ok] % P, e[ok]], axis=1)
     return np.unique(triples, axis=0)
 
@@ -127,16 +128,23 @@ def structured_witness(
     out_channels: int,
     groups: int,
     dilation: tuple[int, ...],
+    stride: tuple[int, ...] | None = None,
+    padding: tuple[int, ...] | None = None,
 ) -> StructuredWitness:
-    """Return the sparse witness with the largest identity minor the residue matching finds. T3."""
+    """Return the sparse witness with the largest identity minor the residue matching finds. T3.
+
+    Pixel tokens of a strided convolution are its s×s input patches (`patch_size=None`: P = s).
+    """
     dims = len(kernel_size)
-    Ps = (1,) * dims if patch_size is None else per_axis(patch_size, "patch_size", dims)
-    check_pattern_size(kernel_size, Ps, dilation)
-    offsets = patch_neighbourhood(kernel_size, Ps, dilation)
+    ss = (1,) * dims if stride is None else tuple(stride)
+    Ps = ss if patch_size is None else per_axis(patch_size, "patch_size", dims)
+    pads = axis_paddings(padding, tuple(kernel_size), tuple(dilation))
+    check_pattern_size(kernel_size, Ps, dilation, ss, pads)
+    offsets = patch_neighbourhood(kernel_size, Ps, dilation, ss, pads)
     axes = [np.unique(offsets[:, a]) for a in range(dims)]
     triples = [
-        _axis_choices(k, d, P, ax)
-        for k, d, P, ax in zip(kernel_size, dilation, Ps, axes, strict=True)
+        _axis_choices(*axis)
+        for axis in zip(kernel_size, dilation, Ps, ss, pads, axes, strict=True)
     ]
     row_index = np.stack(  # (|N|, d): each row's index on every axis
         [np.searchsorted(axes[a], offsets[:, a]) for a in range(dims)], axis=1
@@ -166,15 +174,14 @@ def structured_witness(
             e[:, a] = t[np.searchsorted(key, row_index[matched, a] * Ps[a] + rho[:, a]), 2]
     rows = offsets[matched]
     delta = rows * np.asarray(Ps) + e
-    taps = (delta + np.asarray(dilation) * (np.asarray(kernel_size) - 1) // 2) // np.asarray(
-        dilation
-    )
+    taps = (delta + np.asarray(pads)) // np.asarray(dilation)
     group, rest = np.divmod(slot, Cg * Dg)
     c_local, o_local = np.divmod(rest, Dg)
     o, c = group * Dg + o_local, group * Cg + c_local
-    a = np.maximum(e, 0)
+    b = -(np.minimum(e, 0) // np.asarray(ss))  # ⌈max(−e, 0)/s⌉: the output pixel, a = e + s·b
+    a = e + np.asarray(ss) * b
     entries = np.concatenate([o[:, None], c_local[:, None], taps, np.ones((len(o), 1), int)], 1)
-    columns = np.concatenate([a, c[:, None], a - e, o[:, None]], 1)
+    columns = np.concatenate([a, c[:, None], b, o[:, None]], 1)
     return StructuredWitness(
         (out_channels, Cg, *kernel_size), entries.astype(np.int64), rows.astype(np.int64),
         columns.astype(np.int64),
