@@ -33,7 +33,7 @@ __all__ = ["ConvAttention", "ConversionReport", "LayerRow", "convert", "relative
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 PatchRule = int | tuple[int, ...] | Callable[[str, nn.Module, tuple[int, ...]], object] | None
 _CONV_FORWARDS = {c.forward for c in CONV_TYPES}
-FILLED = ("generic", "minimum", "certificate")  # the columns a `minimum` callable may fill
+FILLED = ("generic", "minimum", "certificate", "note")  # the columns a `minimum` callable may fill
 
 
 class ConvAttention(nn.Module):
@@ -98,6 +98,7 @@ class LayerRow:
     certificate: str | None = None  # where the minimum's certificate was written, if anywhere
     error: float | None = None  # max |attention − conv| / max |conv| on the traced input
     reason: str | None = None  # why the layer stayed a convolution; None when converted
+    note: str | None = None  # why a filled column is missing (e.g. a certificate not checked)
 
     @property
     def converted(self) -> bool:
@@ -157,14 +158,14 @@ class ConversionReport:
                 "heads", "|N|", "generic s", "minimum", "max rel err")  # fmt: skip
         lines = []
         for r in self.converted:
-            tokens = r.tokens if r.patch_size is None else f"{r.tokens} {x(r.patch_size)}"
+            tokens = "pixel" if r.tokens == "pixel" else f"patch {x(r.patch_size)}"
             lines.append((
                 r.name, f"{r.in_channels}→{r.out_channels}", x(r.kernel), x(r.stride),
                 x(r.dilation), str(r.groups), x(r.input_size), tokens, opt(r.heads),
                 opt(r.offsets), opt(r.generic), opt(r.minimum),
                 "—" if r.error is None else f"{r.error:.1e}",
             ))  # fmt: skip
-        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+        widths = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(head)]
         fmt = lambda cells: "  ".join(  # noqa: E731
             c.ljust(w) for c, w in zip(cells, widths, strict=True)
         ).rstrip()
@@ -173,6 +174,9 @@ class ConversionReport:
         if self.total_minimum is not None:
             total += f" (certified minimum {self.total_minimum})"
         out.append(total)
+        for r in self.converted:
+            if r.note:
+                out.append(f"note {r.name}: {r.note}")
         for r in self.unconverted:
             out.append(f"NOT CONVERTED {r.name} ({r.module} {r.in_channels}→{r.out_channels} "
                        f"k={x(r.kernel)} s={x(r.stride)}): {r.reason}")  # fmt: skip
