@@ -5,6 +5,7 @@ This package is the ground of the project: it imports nothing from `theory`, `fi
 `constructions.export_timm` (extra `timm`).
 """
 
+from constructions.convert import ConvAttention, ConversionReport, convert
 from constructions.export import ExportedAttention, make_target
 from constructions.export_torch import export_to_sdpa, export_to_torch_mha
 from constructions.from_conv import mhsa_from_conv, patch_mhsa_from_conv, pixel_mhsa_from_conv
@@ -19,8 +20,11 @@ from constructions.tokens import (
 )
 
 __all__ = [
+    "ConvAttention",
+    "ConversionReport",
     "ExportedAttention",
     "RelPosMHSA",
+    "convert",
     "export_to_sdpa",
     "export_to_torch_mha",
     "from_tokens",

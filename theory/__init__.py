@@ -15,6 +15,7 @@ from constructions.geometry import (
 )
 from theory.bounds import HeadBounds, head_bounds, heads_necessary, heads_sufficient
 from theory.certificates import Certificate, CertificateError, certify_lower_bound, recheck
+from theory.conversion import convert
 from theory.minimum import MinimumHeads, minimum_heads
 from theory.tightness import tight_mhsa_from_conv, tight_plan
 
@@ -24,6 +25,7 @@ __all__ = [
     "HeadBounds",
     "MinimumHeads",
     "certify_lower_bound",
+    "convert",
     "head_bounds",
     "heads_necessary",
     "heads_sufficient",
