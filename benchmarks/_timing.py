@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["machine", "median_times", "print_table", "save_json"]
+__all__ = ["add_out_option", "machine", "median_times", "print_table", "save_json"]
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results"  # tracked: full runs only
+RUNS = Path(__file__).resolve().parents[1] / "runs" / "benchmarks"  # ignored: --quick runs
 
 
 def _sync(device: str) -> None:
@@ -69,9 +71,21 @@ def print_table(rows: list[dict[str, object]], columns: list[tuple[str, str, str
         print("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
 
 
-def save_json(name: str, payload: dict[str, object]) -> Path:
-    """Write `payload` to benchmarks/results/<name>.json and return the path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def add_out_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--out DIR`: where the JSON goes (default benchmarks/results, runs/benchmarks with
+    --quick, so quick numbers never replace the tracked results)."""
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="folder for the JSON (default: benchmarks/results; with --quick: "
+                             "runs/benchmarks)")  # fmt: skip
+
+
+def save_json(
+    name: str, payload: dict[str, object], *, quick: bool = False, out: Path | None = None
+) -> Path:
+    """Write `payload` to <folder>/<name>.json and return the path: the folder is `out`, else
+    runs/benchmarks for a `quick` run, else benchmarks/results."""
+    folder = out if out is not None else RUNS if quick else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

@@ -1,6 +1,6 @@
 """Certificate timings for the T3 lower bound: certify, write, re-check, peak memory; one CPU core.
 
-    python -m benchmarks.certificates [--timeout SECONDS] [--quick]
+    python -m benchmarks.certificates [--timeout SECONDS] [--quick] [--out DIR]
 
 Each case runs in a fresh process (so its peak resident set is its own), twice:
 
@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks._timing import machine, save_json
+from benchmarks._timing import add_out_option, machine, save_json
 
 CASES = [
     dict(kernel_size=k, patch_size=None, in_channels=k, out_channels=k) for k in (3, 7, 15, 31, 63)
@@ -117,9 +117,11 @@ def _cells(r: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Time every case on both routes, print a table, write the JSON; return 0."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.certificates")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.certificates",
+                                     description=__doc__.split("\n\n")[0])  # fmt: skip
     parser.add_argument("--timeout", type=float, default=120.0, help="per process (s)")
     parser.add_argument("--quick", action="store_true", help="three small cases")
+    add_out_option(parser)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
@@ -149,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if cli is not None:
         print(f"python -m theory {' '.join(CLI)}: {cli:.2f} s (whole command, imports included)")
     save_json("certificates", {"machine": machine("cpu"), "threads": 1, "cases": rows,
-                               "cli": {"argv": CLI, "seconds": cli}})  # fmt: skip
+                               "cli": {"argv": CLI, "seconds": cli}},
+              quick=args.quick, out=args.out)  # fmt: skip
     return 0
 
 

@@ -1,8 +1,9 @@
 """Construction and forward time of the T1/T2 layers, and of the local path at image scale.
 
-    python -m benchmarks.constructions [--device cuda] [--quick] [--threads N]
+    python -m benchmarks.constructions [--device cuda] [--quick] [--threads N] [--out DIR]
 
-Three tables, one JSON (benchmarks/results/constructions-<device>.json); every ratio comes from
+Three tables, one JSON (benchmarks/results/constructions-<device>.json; with --quick,
+runs/benchmarks/, unless --out says otherwise); every ratio comes from
 interleaved medians of one run (`benchmarks._timing.median_times`).
 
 1. `rows`: the layers as built (`attention="auto"`, the path it took in column `path`) on the
@@ -35,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks._timing import machine, median_times, print_table, save_json
+from benchmarks._timing import add_out_option, machine, median_times, print_table, save_json
 from constructions import (
     image_to_patches,
     image_to_pixels,
@@ -182,10 +183,12 @@ def measure_local_vs_dense(side: int, device: str, repeats: int) -> dict[str, ob
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.constructions",
+                                     description=__doc__.split("\n\n")[0])  # fmt: skip
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true",
                         help="3 repeats and fewer cases (see the module docstring)")
+    add_out_option(parser)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     path = save_json(f"constructions-{args.device}", {
         "machine": machine(args.device), "quick": args.quick, "rows": rows,
         "pixel_scale": scale, "scaling": scaling, "local_vs_dense": dense,
-    })  # fmt: skip
+    }, quick=args.quick, out=args.out)  # fmt: skip
     print(f"saved {path}")
 
 

@@ -100,7 +100,8 @@ def worst_errors(cases: int, device: str) -> list[dict[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    summary = " ".join(__doc__.split("\n\n")[0].split())  # the first paragraph, whole
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.errors", description=summary)
     parser.add_argument("--cases", type=int, default=200)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args(argv)

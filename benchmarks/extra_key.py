@@ -1,6 +1,6 @@
 """Can s − 1 heads plus one fixed-content extra key compute a convolution? Gradient fits (T3).
 
-    python -m benchmarks.extra_key [--quick]
+    python -m benchmarks.extra_key [--quick] [--out DIR]
 
 T3 (paper_notes) proves N_h ≥ s := dim span{M_Δ} when every extra key ([cls], sink, register)
 has zero content. With one key of fixed non-zero content c, its linearisation argument only gives
@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks._timing import machine, print_table, save_json
+from benchmarks._timing import add_out_option, machine, print_table, save_json
 from theory import head_bounds
 
 __all__ = [
@@ -539,8 +539,10 @@ SWEEP_COLUMNS = [
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    summary = " ".join(__doc__.split("\n\n")[0].split())  # the first paragraph, whole
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.extra_key", description=summary)
     parser.add_argument("--quick", action="store_true", help="one small case, few steps")
+    add_out_option(parser)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     result = run(args.quick)
@@ -551,10 +553,10 @@ def main(argv: list[str] | None = None) -> None:
     print("\narm (b) started at scaled_construction(λ), LBFGS only")
     print_table(result["warm"], WARM_COLUMNS)
     print(f"\n{seconds:.1f} s")
-    # --quick never overwrites the full run's results
+    # --quick never overwrites the full run's results: runs/benchmarks unless --out
     path = save_json(
         "extra_key-quick" if args.quick else "extra_key",
-        {"quick": args.quick, "seconds": seconds, **result},
+        {"quick": args.quick, "seconds": seconds, **result}, quick=args.quick, out=args.out,
     )
     print(f"saved {path}")
 

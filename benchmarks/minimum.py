@@ -1,6 +1,6 @@
 """How often a kernel needs s + 1 heads (T4): the exact minimum of random integer kernels.
 
-    python -m benchmarks.minimum [--kernels N] [--quick]
+    python -m benchmarks.minimum [--kernels N] [--quick] [--out DIR]
 
 For each shape (3×3 and 7×7 kernels; pixel tokens and P = 2, 4; C = D = 1 and 3) it draws N
 random integer kernels (entries uniform in [−2¹⁰, 2¹⁰], seeds 1…N), computes the certified
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks._timing import machine, save_json
+from benchmarks._timing import add_out_option, machine, save_json
 from theory.bounds import kernel_shape
 from theory.minimum import minimum_heads
 from theory.witnesses import random_witness
@@ -41,9 +41,11 @@ def measure(k: int, P: int | None, channels: int, kernels: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure every shape, print the table, write the JSON; return 0."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.minimum")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.minimum",
+                                     description=__doc__.split("\n\n")[0])  # fmt: skip
     parser.add_argument("--kernels", type=int, default=40)
     parser.add_argument("--quick", action="store_true", help="two shapes, 5 kernels")
+    add_out_option(parser)
     args = parser.parse_args(argv)
     shapes, n = (SHAPES[:2], 5) if args.quick else (SHAPES, args.kernels)
     rows = [measure(k, P, c, n) for k, P, c in shapes]
@@ -54,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['kernel_size']:>4}x{r['kernel_size']:<1} {tokens:>7} {r['channels']:>4} "
               f"{r['offsets']:>4} {spans:>6} {r['need_s_plus_1']:>4}/{r['kernels']:<4} "
               f"{r['seconds']:>6.1f}s")  # fmt: skip
-    if not args.quick:
-        save_json("minimum", {"machine": machine("cpu"), "shapes": rows})
+    path = save_json("minimum", {"machine": machine("cpu"), "quick": args.quick, "shapes": rows},
+                     quick=args.quick, out=args.out)  # fmt: skip
+    print(f"saved {path}")
     return 0
 
 

@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 import tracemalloc
+from pathlib import Path
 
 import pytest
 import torch
 
 from theory.cli import main
 
+ROOT = Path(__file__).resolve().parents[1]
 W1 = [[7, 2, 10], [15, -6, 1], [12, 12, 1]]
 W2 = [[1, 11, 1], [-3, 15, 4], [0, 3, 7]]
 
@@ -266,3 +268,25 @@ def test_minimum_has_no_image_size_option(capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1
     assert "unrecognized arguments: --image-size" in err[0]
+
+
+@pytest.mark.parametrize("module", ["constructions", "errors", "extra_key", "certificates",
+                                    "minimum", "gpu"])  # fmt: skip
+def test_benchmark_help_names_the_command_and_ends_its_sentence(module: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--help"],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python -m benchmarks.{module}")
+    description = proc.stdout.split("\n\n")[1]  # the module docstring's first paragraph, whole
+    assert not description.startswith("options:"), proc.stdout
+    assert description.rstrip().endswith("."), description
+
+
+def test_quick_benchmark_json_goes_to_runs_unless_out_says_otherwise(tmp_path, monkeypatch) -> None:
+    from benchmarks import _timing
+
+    assert _timing.RUNS == ROOT / "runs" / "benchmarks"  # ignored by git, unlike the results
+    monkeypatch.setattr(_timing, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(_timing, "RUNS", tmp_path / "runs")
+    assert _timing.save_json("x", {}, quick=True) == tmp_path / "runs" / "x.json"
+    assert _timing.save_json("x", {}) == tmp_path / "results" / "x.json"
+    assert _timing.save_json("x", {}, quick=True, out=tmp_path / "o") == tmp_path / "o" / "x.json"

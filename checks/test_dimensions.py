@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
+from checks.optional import require
 from checks.strategies import ConvCaseND, conv_cases_nd
 from checks.tolerances import assert_matches, reference_conv
 from constructions import (
@@ -121,6 +122,7 @@ def test_torch_exporters_carry_one_and_three_d_layers(exporter, dims: int) -> No
 
 
 def test_timm_table_exporters_say_they_are_two_d() -> None:
+    require("timm", "timm")
     from constructions.export_timm import export_to_timm_relpos  # extra `timm` (CI has it)
 
     layer = mhsa_from_conv(nn.Conv1d(1, 1, 3, padding="same"), 8)

@@ -167,7 +167,7 @@ def quick(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     stdout = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
-        mp.setattr(_timing, "RESULTS", results)
+        mp.setattr(_timing, "RUNS", results)  # where --quick writes
         extra_key.main(["--quick"])
     return stdout.getvalue(), json.loads((results / "extra_key-quick.json").read_text())
 

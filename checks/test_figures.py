@@ -97,3 +97,11 @@ def test_gpu_cost_figure_is_made_exactly_where_cuda_is_available(tmp_path: Path)
         assert done.returncode == 1
         assert re.search(r"error: cost_gpu cannot be made here: no CUDA device", done.stderr)
         assert files_in(tmp_path) == set()
+
+
+def test_quick_runs_write_to_runs_unless_out_says_otherwise(tmp_path: Path) -> None:
+    from figures.cli import output_folder
+
+    assert output_folder(None, quick=True) == ROOT / "runs" / "figures"  # ignored by git
+    assert output_folder(None, quick=False) == ROOT / "figures"  # the tracked files
+    assert output_folder(tmp_path, quick=True) == tmp_path

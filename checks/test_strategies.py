@@ -8,9 +8,11 @@ from hypothesis import find, settings
 from checks.strategies import (
     ConvCase,
     ConvCaseND,
+    StridedCase,
     conv_cases,
     conv_cases_nd,
     reach_equals_patch,
+    strided_cases,
 )
 
 CORNERS = {
@@ -49,3 +51,22 @@ CORNERS_ND = {
 def test_the_nd_strategy_reaches_each_corner_case(name: str) -> None:
     case = find(conv_cases_nd(), CORNERS_ND[name], settings=settings(max_examples=2000))
     assert isinstance(case, ConvCaseND)
+
+
+CORNERS_STRIDED = {
+    "stride-3": lambda c: max(c.stride) == 3,
+    "mixed-strides": lambda c: len(set(c.stride)) > 1,
+    "patchify-k-equals-s-p-0": lambda c: c.kernel_size[0] == c.stride[0] > 1 and c.padding[0] == 0,
+    "resnet-3x3-s2-p1": lambda c: (c.kernel_size[0], c.stride[0], c.padding[0]) == (3, 2, 1),
+    "strided-patch-tokens": lambda c: not c.pixels and c.patch_size[0] > c.stride[0] > 1,
+    "strided-pixels-circular": lambda c: c.pixels and c.padding_mode == "circular",
+    "strided-dilated-depthwise": lambda c: c.groups > 1 and max(c.dilation) > 1,
+    "strided-three-axes": lambda c: c.dims == 3,
+    "one-token-axis": lambda c: min(c.grid) == 1,
+}
+
+
+@pytest.mark.parametrize("name", list(CORNERS_STRIDED))
+def test_the_strided_strategy_reaches_each_corner_case(name: str) -> None:
+    case = find(strided_cases(), CORNERS_STRIDED[name], settings=settings(max_examples=2000))
+    assert isinstance(case, StridedCase) and any(s > 1 for s in case.stride)

@@ -2,7 +2,7 @@
 
     python -m figures                       # every figure into figures/ (PNG and SVG)
     python -m figures --only attention,photo --only cost
-    python -m figures --quick --out /tmp/f  # small sizes (what the checks run)
+    python -m figures --quick               # small sizes into runs/figures (what the checks run)
 
 Progress goes to stderr, one line per figure. Data are computed on one CPU thread, so their
 floating-point results (and the files) do not depend on the machine's core count.
@@ -23,9 +23,10 @@ from figures.entry import FigureEntry
 from figures.registry import FIGURES
 from figures.rendering import FORMATS, save_figure, style
 
-__all__ = ["DEFAULT_OUT", "main", "render", "select"]
+__all__ = ["DEFAULT_OUT", "QUICK_OUT", "main", "output_folder", "render", "select"]
 
-DEFAULT_OUT = Path(__file__).resolve().parent
+DEFAULT_OUT = Path(__file__).resolve().parent  # the tracked figures: full runs only
+QUICK_OUT = Path(__file__).resolve().parents[1] / "runs" / "figures"  # ignored: --quick runs
 
 
 def select(only: Sequence[str] | None) -> list[str]:
@@ -39,6 +40,11 @@ def select(only: Sequence[str] | None) -> list[str]:
         shown = ", ".join(repr(name) for name in unknown)
         raise ValueError(f"unknown figure name(s) {shown}; valid names: {', '.join(FIGURES)}")
     return [name for name in FIGURES if name in asked]
+
+
+def output_folder(out: Path | None, quick: bool) -> Path:
+    """Return where the files go: `out`, else runs/figures for --quick, else figures/."""
+    return out if out is not None else QUICK_OUT if quick else DEFAULT_OUT
 
 
 def render(entry: FigureEntry, data: object) -> Figure:
@@ -60,8 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="make only these figures (repeatable, or a comma-separated list)")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes, few points: seconds, not minutes (what the checks run)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                        help=f"output folder (default: {DEFAULT_OUT})")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="output folder (default: figures/; with --quick: runs/figures, so "
+                             "quick sizes never replace the tracked figures)")
     return parser
 
 
@@ -74,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = select(args.only)
     except ValueError as error:
         parser.error(str(error))
+    args.out = output_folder(args.out, args.quick)
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} exists and is not a folder")
     torch.set_num_threads(1)

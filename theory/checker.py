@@ -1,14 +1,17 @@
-"""Stand-alone checker for "conv-as-attention certificate v1" JSON certificates.
+"""Stand-alone checker for "conv-as-attention certificate v1" and "v2" JSON certificates.
 
-Blocks. A kernel W of shape (D, C/g, k_1..k_d) (groups g, dilation dil), on pixel (P = 1) or
-patch tokens, has from input patch q + Δ to output patch q the block (the M_Δ used here)
+Blocks. A kernel W of shape (D, C/g, k_1..k_d) (groups g, dilation dil, stride s, padding pad),
+on patch tokens of P pixels per axis (pixel tokens: P = s), has from input patch q + Δ to output
+patch q (P/s pixels per axis) the block (the M_Δ used here)
 
     M_Δ[(a, c), (b, o)] = W[o][c − (o // (D/g))·(C/g)][t]  if c, o share a group and
-                          Δ⊙P + a − b = δ(t), δ(t)_a = t_a·dil_a − (dil_a·(k_a − 1)) // 2;  else 0
+                          Δ⊙P + a − s⊙b = δ(t), δ(t)_a = t_a·dil_a − pad_a;  else 0
 
-(PyTorch padding='same', offsets key − query). It depends on (a, b) only through e = a − b, so
-span{M_Δ} is the row space of G[Δ, (e, c, o)]. Only G's non-zeros are built, from W's non-zeros:
-a weight at tap t lands on the ≤ 2^d pairs (Δ, e) with Δ⊙P + e = δ(t) and |e_a| < P_a.
+(offsets key − query). v1 claims are stride 1 with PyTorch's 'same' padding,
+pad_a = (dil_a·(k_a − 1)) // 2; v2 claims state "stride" and "padding". A block depends on
+(a, b) only through e = a − s⊙b, so span{M_Δ} is the row space of G[Δ, (e, c, o)]. Only G's
+non-zeros are built, from W's non-zeros: a weight at tap t lands on the ≤ 2^d pairs (Δ, e) with
+Δ⊙P + e = δ(t) and −(P_a − s_a) ≤ e_a < P_a.
 
 What a certificate proves, and how it is verified.
 * Lower bound (n = "heads_at_least"): rank G ≥ n, so by "T3 (necessity)" of paper_notes.md every
@@ -40,6 +43,7 @@ from typing import Any
 import flint
 
 FORMAT = "conv-as-attention certificate v1"
+FORMAT_STRIDED = "conv-as-attention certificate v2"  # claims with "stride" and "padding"
 BIG = 2**1024  # every integer must satisfy |v| < BIG
 COMMON = {"tokens", "kernel_size", "patch_size", "dilation", "groups", "in_channels",
           "out_channels"}  # fmt: skip
@@ -112,9 +116,10 @@ def _distinct(items: list, where: str, what: str) -> None:
         seen.add(x)
 
 
-def _claim(c: Any) -> dict:
+def _claim(c: Any, strided: bool) -> dict:
     lower = type(c) is dict and "heads_at_least" in c
-    _obj(c, "claim", COMMON | ({"heads_at_least"} if lower else {"heads", "grid"}))
+    extra = {"stride", "padding"} if strided else set()
+    _obj(c, "claim", COMMON | extra | ({"heads_at_least"} if lower else {"heads", "grid"}))
     tokens, ks = c["tokens"], c["kernel_size"]
     ok = type(tokens) is str and tokens in ("pixel", "patch")
     _need(ok, f"claim.tokens: expected 'pixel' or 'patch', got {_show(tokens)}")
@@ -126,6 +131,16 @@ def _claim(c: Any) -> dict:
     patch = tokens == "patch"
     cl["P"] = _ints(c["patch_size"], "claim.patch_size", d, 1, 4096) if patch else (1,) * d
     cl["dil"] = _ints(c["dilation"], "claim.dilation", d, 1, 2**20)
+    if strided:
+        cl["s"] = _ints(c["stride"], "claim.stride", d, 1, 4096)
+        cl["pad"] = _ints(c["padding"], "claim.padding", d, 0, 2**20)
+        if not patch:
+            cl["P"] = cl["s"]  # pixel tokens of a strided convolution: its s×s input patches
+        ok = all(P % s == 0 for P, s in zip(cl["P"], cl["s"], strict=True))
+        _need(ok, f"claim.stride: {list(cl['s'])} does not divide the patch {list(cl['P'])}")
+    else:
+        cl["s"] = (1,) * d
+        cl["pad"] = tuple(x * (k - 1) // 2 for k, x in zip(cl["k"], cl["dil"], strict=True))
     names = ("in_channels", "out_channels", "groups")
     C, D, g = (_int(c[name], f"claim.{name}", 1, 2**20) for name in names)
     _need(C % g == 0 and D % g == 0, f"claim.groups: {g} does not divide both {C} and {D}")
@@ -176,16 +191,16 @@ def _witness(w: Any, cl: dict) -> dict[tuple[int, int, Row], int]:
     return W
 
 
-def _split(ta: int, k: int, dil: int, P: int) -> tuple[tuple[int, int], ...]:
-    """The (Δ_a, e_a) with Δ_a·P + e_a = δ(t)_a = t_a·dil − (dil·(k − 1)) // 2 and |e_a| < P."""
-    q, r = divmod(ta * dil - dil * (k - 1) // 2, P)
-    return ((q, r), (q + 1, r - P)) if r else ((q, r),)
+def _split(ta: int, dil: int, P: int, s: int, pad: int) -> tuple[tuple[int, int], ...]:
+    """The (Δ_a, e_a) with Δ_a·P + e_a = δ(t)_a = t_a·dil − pad and −(P − s) ≤ e_a < P."""
+    q, r = divmod(ta * dil - pad, P)
+    return ((q, r), (q + 1, r - P)) if r >= s else ((q, r),)
 
 
 def _landing(t: Row, cl: dict) -> list[tuple[Row, Row]]:
     """The (row, e) that tap t reaches: Δ⊙P + e = δ(t) (row = Δ, or Δ modulo the grid)."""
     grid, out = cl["grid"] or (0,) * len(t), []
-    for split in itertools.product(*map(_split, t, cl["k"], cl["dil"], cl["P"])):
+    for split in itertools.product(*map(_split, t, cl["dil"], cl["P"], cl["s"], cl["pad"])):
         row = tuple(x % m if m else x for (x, _), m in zip(split, grid, strict=True))
         out.append((row, tuple(e for _, e in split)))
     return out
@@ -216,14 +231,17 @@ def _minor(m: Any, cl: dict, n: int, where: str, count: str) -> tuple:
     for name in ("rows", "columns"):
         got = len(m[name]) if type(m[name]) is list else _show(m[name])
         _need(got == n, f"{count} has {got} {name}")
-    d, P = cl["d"], cl["P"]
-    bounds = (*(p - 1 for p in P), cl["C"] - 1, *(p - 1 for p in P), cl["D"] - 1)
+    d, P, S = cl["d"], cl["P"], cl["s"]
+    Q = [p // s for p, s in zip(P, S, strict=True)]  # output pixels per patch side
+    bounds = (*(p - 1 for p in P), cl["C"] - 1, *(q - 1 for q in Q), cl["D"] - 1)
     rows = [_ints(x, f"{where}.rows[{i}]", d) for i, x in enumerate(m["rows"])]
     cols = [_ints(x, f"{where}.columns[{j}]", 2 * d + 2, 0, bounds)
             for j, x in enumerate(m["columns"])]  # fmt: skip
     _distinct(rows, f"{where}.rows", "offset")
     _distinct(cols, f"{where}.columns", "column")
-    diffs = [tuple(a - b for a, b in zip(v[:d], v[d + 1 : -1], strict=True)) for v in cols]
+    diffs = [
+        tuple(a - s * b for a, b, s in zip(v[:d], v[d + 1 : -1], S, strict=True)) for v in cols
+    ]
     keys = [(e, v[d], v[-1]) for e, v in zip(diffs, cols, strict=True)]
     p = r = 0
     if kind == "determinant":
@@ -267,8 +285,10 @@ def _gordan(proof: Any, cl: dict, W: dict) -> tuple[int, bool]:
     s = _int(proof["span_dim"], "proof.span_dim", 0)
     minor = _minor(proof["minor"], cl, s, "proof.minor", f"proof.span_dim={s} but proof.minor")
     d, axes = cl["d"], []  # N_a per axis, or its residues modulo the grid
-    for k, dil, P, m in zip(cl["k"], cl["dil"], cl["P"], cl["grid"] or (0,) * d, strict=True):
-        axes.append({x % m if m else x for t in range(k) for x, _ in _split(t, k, dil, P)})
+    per_axis = zip(cl["k"], cl["dil"], cl["P"], cl["s"], cl["pad"], cl["grid"] or (0,) * d,
+                   strict=True)  # fmt: skip
+    for k, dil, P, S, pad, m in per_axis:
+        axes.append({x % m if m else x for t in range(k) for x, _ in _split(t, dil, P, S, pad)})
 
     def row_of_n(v: Any, where: str) -> Row:
         row = _ints(v, where, d)
@@ -320,8 +340,9 @@ def check(cert: Any) -> dict:
     try:
         _obj(cert, "certificate", {"format", "claim", "witness", "proof"})
         fmt = cert["format"]
-        _need(type(fmt) is str and fmt == FORMAT, f"format: expected {FORMAT!r}, got {_show(fmt)}")
-        cl = _claim(cert["claim"])
+        ok = type(fmt) is str and fmt in (FORMAT, FORMAT_STRIDED)
+        _need(ok, f"format: expected {FORMAT!r} or {FORMAT_STRIDED!r}, got {_show(fmt)}")
+        cl = _claim(cert["claim"], fmt == FORMAT_STRIDED)
         W = _witness(cert["witness"], cl)
         proof, n = cert["proof"], cl["heads"]
         heads = "head" if n == 1 else "heads"
@@ -344,6 +365,7 @@ def check(cert: Any) -> dict:
     parts = [f"{cl['tokens']} tokens", f"kernel {x(cl['k'])}"]
     parts += [f"P {x(cl['P'])}"] if cl["tokens"] == "patch" else []
     parts += [f"dilation {x(cl['dil'])}"] if set(cl["dil"]) != {1} else []
+    parts += [f"stride {x(cl['s'])}, padding {x(cl['pad'])}"] if set(cl["s"]) != {1} else []
     parts += [f"groups={cl['g']}"] if cl["g"] != 1 else []
     parts += [f"circular grid {x(cl['grid'])}"] if cl["grid"] else []
     summary = f"verified: {', '.join(parts)}, C={cl['C']}, D={cl['D']}: {conclusion}"
