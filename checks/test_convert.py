@@ -8,11 +8,14 @@ equal it within `TOLERANCE` of the dtype (every convolution replaced, nothing el
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from checks.optional import require
 from checks.tolerances import TOLERANCE, relative_error
 from constructions import ConvAttention, convert
 from constructions.convert_cli import main
@@ -97,20 +100,23 @@ def _check_all_converted(converted: nn.Module, report, error: float, dtype: torc
 def test_resnet18_at_224_is_exactly_its_attention_form_with_all_20_convolutions_converted(
     dtype: torch.dtype,
 ) -> None:
-    torchvision = pytest.importorskip("torchvision")
+    torchvision = require("torchvision", "all")
     model = torchvision.models.resnet18()
     converted, report, error = _end_to_end(model, (2, 3, 224, 224), dtype)
     assert len(report.rows) == 20
     _check_all_converted(converted, report, error, dtype)
     stem = report.rows[0]  # 7×7/s2/p3 on pixel tokens: 2×2 input patches, |N| = 4² = 16
     assert (stem.name, stem.stride, stem.patch_size, stem.tokens) == (
-        "conv1", (2, 2), (2, 2), "pixel"
+        "conv1",
+        (2, 2),
+        (2, 2),
+        "pixel",
     )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_mobilenet_v3_small_at_224_is_exactly_its_attention_form(dtype: torch.dtype) -> None:
-    torchvision = pytest.importorskip("torchvision")
+    torchvision = require("torchvision", "all")
     converted, report, error = _end_to_end(
         torchvision.models.mobilenet_v3_small(), (1, 3, 224, 224), dtype
     )
@@ -121,7 +127,7 @@ def test_mobilenet_v3_small_at_224_is_exactly_its_attention_form(dtype: torch.dt
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_convnext_atto_at_224_is_exactly_its_attention_form(dtype: torch.dtype) -> None:
-    timm = pytest.importorskip("timm")
+    timm = require("timm", "timm")
     converted, report, error = _end_to_end(
         timm.create_model("convnext_atto"), (1, 3, 224, 224), dtype
     )
@@ -226,8 +232,18 @@ def test_the_report_renders_as_a_table_and_as_json() -> None:
     ("model", "size", "error", "match"),
     [
         ("not a model", 8, TypeError, r"^model must be a torch\.nn\.Module, got str$"),
-        (small_net(), (1, 5, 8, 8), ValueError, r"^input_size gives an input of shape \(1, 5, 8, 8\), which the model cannot take"),  # noqa: E501
-        (small_net(), (8, 8, 8), ValueError, r"^input_size=\(8, 8, 8\) has 3 entries; the model's first convolution is 2-D"),  # noqa: E501
+        (
+            small_net(),
+            (1, 5, 8, 8),
+            ValueError,
+            r"^input_size gives an input of shape \(1, 5, 8, 8\), which the model cannot take",
+        ),
+        (
+            small_net(),
+            (8, 8, 8),
+            ValueError,
+            r"^input_size=\(8, 8, 8\) has 3 entries; the model's first convolution is 2-D",
+        ),
         (nn.Linear(2, 2), 8, ValueError, r"^model has no convolution"),
     ],
     ids=["non-module", "wrong-channels", "wrong-axes", "no-conv"],
@@ -305,3 +321,22 @@ def test_cli_bad_input_gives_one_stderr_line_and_exit_2(capsys, argv, match) -> 
         code, err, out = e.code, capsys.readouterr().err, ""
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and match in err, err
+
+
+def test_the_readme_resnet18_table_is_the_benchmarks_json() -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text().split("### Convert a whole CNN")[1]
+    data = json.loads((root / "benchmarks" / "results" / "convert-cpu.json").read_text())
+    rows = re.findall(r"^\| `([\w.]+)` \| (\d+)→(\d+) \|[^|]+\|[^|]+\| (\d+) \| (\d+) \| (\S+) \|$",
+                      readme, flags=re.M)  # fmt: skip
+    layers = data["report"]["layers"]
+    assert [r[0] for r in rows] == [r["name"] for r in layers] and len(rows) == 20
+    for (_, c, d, heads, generic, minimum), layer in zip(rows, layers, strict=True):
+        assert (int(c), int(d), int(heads), int(generic)) == (
+            layer["in_channels"], layer["out_channels"], layer["heads"], layer["generic"]
+        )  # fmt: skip
+        assert minimum == ("—" if layer["minimum"] is None else str(layer["minimum"]))
+    assert f"with {data['report']['total_heads']} heads" in readme
+    errors = data["end_to_end_error"]
+    assert f"| {errors['float64']:.1e} | {errors['float32']:.1e} |" in readme
+    assert f"({data['time_ratio']:.1f}×)" in readme and f"({data['memory_ratio']:.1f}×)" in readme

@@ -76,9 +76,7 @@ def load_model(spec: str) -> nn.Module:
             raise ValueError(f"--model {spec!r}: {source} has no callable {name!r}")
         model = factory()
     if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"--model {spec!r} gave a {type(model).__name__}, not a torch.nn.Module"
-        )
+        raise TypeError(f"--model {spec!r} gave a {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
