@@ -201,12 +201,15 @@ def test_the_input_model_is_left_untouched_batchnorm_statistics_included() -> No
     assert isinstance(model[0], nn.Conv1d) and isinstance(converted[0], ConvAttention)
 
 
-def test_certified_minima_are_rechecked_and_written_per_layer(tmp_path) -> None:
-    model = small_net().double()
-    _, report = certified_convert(model, 8, certify_dir=tmp_path)
+@pytest.mark.parametrize(("factory", "size"), [(small_net, 8), (audio_net, 64)],
+                         ids=["stride-1", "strided-1d"])  # fmt: skip
+def test_certified_minima_are_rechecked_and_written_per_layer(tmp_path, factory, size) -> None:
+    model = factory().double()
+    _, report = certified_convert(model, size, certify_dir=tmp_path)
+    assert report.unconverted == [] and all(r.note is None for r in report.rows)
     for row in report.rows:
         conv = model.get_submodule(row.name)
-        assert row.minimum == minimum_heads(conv).heads  # this layer's own weights (T4)
+        assert row.minimum == minimum_heads(conv, row.patch_size).heads  # its own weights (T4)
         assert row.generic is not None and row.minimum in (row.generic, row.generic + 1)
         cert = json.loads((tmp_path / f"{row.name}.json").read_text())
         assert cert["claim"]["heads"] == row.minimum
