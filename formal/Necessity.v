@@ -164,4 +164,65 @@ have [/existsP [i bi]|nob] := boolP [exists i, bias rel h q i != None].
   rewrite N0 /= mul0r; exact: cvg_cst0.
 Qed.
 
+(** T3, blockwise: every block M_Δ of an offset that occurs is a combination
+    Σ_h a^h W_V^h W_O^h with position-only weights a^h (the attention at the
+    zero input). Hypotheses: (a) [no_alias nb], (b) zero-content extra keys,
+    and the layer equals the convolution on every input at every token. *)
+Theorem T3_block (nb : Tok -> Off -> option Tok) (na : no_alias nb)
+    (hd : Hd -> @head R Ext Rel C D Dk Dv) bo xc (xc0 : forall e, xc e = 0)
+    (M : Off -> 'M[R]_(C, D)) b
+    (exact : forall X q, mhsa rel hd bo xc X q = tconv nb M b X q)
+    q t d : nb q d = Some t ->
+  M d = \sum_h attn rel (hd h) xc (fun _ => 0) q (inl t) *: (wv (hd h) *m wo (hd h)).
+Proof.
+move=> E.
+have key : forall v, v *m M d =
+    \sum_h attn rel (hd h) xc (single t v) q (inl t) *: (v *m (wv (hd h) *m wo (hd h))).
+  move=> v; have := exact (single t v) q.
+  rewrite mhsa_single // (tconv_single na _ _ _ E).
+  have := exact (single t 0) q.
+  rewrite mhsa_single // (tconv_single na _ _ _ E) mul0mx add0r.
+  under eq_bigr do rewrite mul0mx scaler0.
+  by rewrite big1_eq add0r => -> /addIr.
+apply/matrixP => i k; rewrite summxE.
+set g := fun x : R => \sum_h attn rel (hd h) xc (single t (x *: delta_mx 0 i)) q (inl t)
+                     * (wv (hd h) *m wo (hd h)) i k.
+have g0 : g 0 = M d i k.
+  apply: cont_const_off0.
+    apply: (cvg_bigsum (FF := nbhs_filter (0:R))) => h; apply: cvgMl; (try exact: nbhs_filter).
+    exact: attn_cont.
+  move=> x x0; have := key (x *: delta_mx 0 i).
+  under eq_bigr do rewrite -scalemxAl scalerA mulrC -scalerA.
+  rewrite -scaler_sumr -scalemxAl => /(scalerI x0) /(congr1 (fun m : 'rV[R]_D => m 0 k)).
+  rewrite -rowE mxE summxE => ->; rewrite /g; apply: eq_bigr => h _.
+  by rewrite [RHS]mxE -rowE [in RHS]mxE.
+rewrite -g0 /g; apply: eq_bigr => h _; rewrite [RHS]mxE.
+have -> : single t (0 *: delta_mx 0 i) = fun _ => 0.
+  by apply: funext => t'; rewrite single_scale scale0r.
+by [].
+Qed.
+
+(** T3: under (a) and (b), an exact layer's heads span every block that
+    occurs, so N_h = #|Hd| >= dim span{mxvec M_Δ}. *)
+Theorem T3_heads (nb : Tok -> Off -> option Tok) (na : no_alias nb)
+    (hd : Hd -> @head R Ext Rel C D Dk Dv) bo xc (xc0 : forall e, xc e = 0)
+    (M : Off -> 'M[R]_(C, D)) b
+    (exact : forall X q, mhsa rel hd bo xc X q = tconv nb M b X q) :
+  (\rank (\sum_(d | [exists q, nb q d != None]) <<mxvec (M d)>>) <= #|Hd|)%N.
+Proof.
+set W := fun h => wv (hd h) *m wo (hd h).
+have sub : (\sum_(d | [exists q, nb q d != None]) <<mxvec (M d)>>
+            <= \sum_h <<mxvec (W h)>>)%MS.
+  apply/sumsmx_subP => d /existsP [q]; case E: (nb q d) => [t|] // _.
+  rewrite genmxE (T3_block na xc0 exact E) linear_sum /=.
+  apply: summx_sub => h _; rewrite linearZ /=; apply: scalemx_sub.
+  by apply: (sumsmx_sup h) => //; rewrite genmxE.
+apply: leq_trans (mxrankS sub) _.
+rewrite -sum1_card.
+elim/big_ind2: _ => [|A m B n' lA lB|h _].
+- by rewrite mxrank0.
+- by apply: leq_trans (mxrank_adds_leqif A B).1 (leq_add lA lB).
+- by rewrite mxrank_gen rank_leq_row.
+Qed.
+
 End T3.
