@@ -1,12 +1,9 @@
-(** Printed by checks/test_formal.py: the statements and axioms of the main theorems. *)
+(** Printed by checks/test_formal.py: the axioms of the main theorems. *)
+From mathcomp Require Import all_ssreflect all_algebra.
+From mathcomp.analysis Require Import reals.
 From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d.
-About minor_rank.
-About softmax_one_hot.
-About conv_layer_exact.
-About T3_block.
-About T3_heads.
-About T1_conv2d_zero.
-About T3_conv2d_zero.
+Import GRing.Theory.
+Local Open Scope ring_scope.
 Print Assumptions minor_rank.
 Print Assumptions softmax_one_hot.
 Print Assumptions conv_layer_exact.
