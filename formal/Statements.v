@@ -1,0 +1,15 @@
+(** Printed by checks/test_formal.py: the statements of the main theorems. *)
+From mathcomp Require Import all_ssreflect all_algebra.
+From mathcomp.analysis Require Import reals.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Neighbourhood.
+Import GRing.Theory.
+Local Open Scope ring_scope.
+Check @minor_rank.
+Check @softmax_one_hot.
+Check @conv_layer_exact.
+Check @T3_block.
+Check @T3_heads.
+Check @T1_conv2d_zero.
+Check @T3_conv2d_zero.
+Check @neighbourhood_axis.
+Check @nine_offsets_iff.
