@@ -340,6 +340,7 @@ def test_the_readme_resnet18_table_is_the_benchmarks_json() -> None:
         )  # fmt: skip
         assert minimum == ("—" if layer["minimum"] is None else str(layer["minimum"]))
     assert f"with {data['report']['total_heads']} heads" in readme
+    assert f"{data['report']['total_minimum']} in\nall, each minimum re-checked" in readme
     errors = data["end_to_end_error"]
     assert f"| {errors['float64']:.1e} | {errors['float32']:.1e} |" in readme
     assert f"({data['time_ratio']:.1f}×)" in readme and f"({data['memory_ratio']:.1f}×)" in readme
