@@ -29,9 +29,10 @@ from torch import nn
 
 from constructions.geometry import neighbourhood_size
 from theory.bounds import KernelShape, concrete_kernel, kernel_shape, patch_sizes, structural_bound
-from theory.checker import CertificateError, check, parse
+from theory.checker import CertificateError, parse
 from theory.coefficients import live_coefficients
 from theory.exact import PRIME, det_mod_p, exact_rank, integer_matrix, nonsingular_minor
+from theory.recheck import check_all, read_file, read_json, summary_of
 from theory.witnesses import random_witness, structured_witness
 
 __all__ = [
@@ -237,19 +238,28 @@ def certify_lower_bound(
 def recheck(cert: Certificate | dict | str | Path) -> dict:
     """Return what the stand-alone checker verified, or raise `CertificateError` naming the claim.
 
-    `cert` is a `Certificate`, its JSON object, JSON text or a file path. The check is done by
-    `theory.checker` alone (stdlib + python-flint): nothing of the producer is trusted.
+    `cert` is a `Certificate`, its JSON object (or a `bounds`/`minimum` JSON output holding
+    certificates), JSON text, or a `pathlib.Path` to such a file; a string is always JSON text,
+    never a file name. The check is done by `theory.checker` alone (stdlib + python-flint):
+    nothing of the producer is trusted. Several certificates give {"summary", "reports"}.
     """
     if isinstance(cert, Certificate):
-        data = cert.data
-    elif isinstance(cert, dict):
-        data = cert
+        obj, source = cert.data, "certificate"
+    elif type(cert) is dict:
+        obj, source = cert, "certificate"
+    elif isinstance(cert, Path):
+        obj, source = read_file(cert), str(cert)
+    elif type(cert) is str:
+        obj, source = read_json(cert, "the text"), "the text"
     else:
-        text = str(cert)
-        if not text.lstrip().startswith("{"):
-            try:
-                text = Path(cert).read_text()
-            except OSError as err:
-                raise CertificateError(f"cannot read {cert}: {err.strerror}") from None
-        data = parse(text)
-    return check(data)
+        raise TypeError(
+            "cert must be a Certificate, a certificate's JSON object, JSON text (str) or a "
+            f"pathlib.Path, got {type(cert).__name__}"
+        )
+    try:
+        reports = check_all(obj, source)
+    except MemoryError:
+        raise CertificateError(f"{source}: too large to check (MemoryError)") from None
+    if len(reports) == 1:
+        return reports[0]
+    return {"summary": summary_of(reports), "reports": reports}

@@ -20,15 +20,15 @@ import itertools
 import json
 import re
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from constructions.validate import MAX_SIZE, SPATIAL_DIMS
-from theory.certificates import CertificateError, recheck
+from theory.certificates import CertificateError
 from theory.minimum import minimum_heads
+from theory.recheck import check_all, read_file, summary_of
 from theory.records import (
     bounds_record,
     bounds_table,
@@ -250,65 +250,20 @@ def _minimum(args: argparse.Namespace) -> int:
     return 0
 
 
-def _certificates_in(obj: object) -> list[dict]:
-    """Return the certificates in a certificate, a `bounds`/`minimum` JSON output, or a list."""
-    if isinstance(obj, list):
-        return [c for item in obj for c in _certificates_in(item)]
-    if isinstance(obj, dict) and "claim" in obj:
-        return [obj]
-    if isinstance(obj, dict) and "certificate" in obj:
-        return [obj["certificate"]]
-    if isinstance(obj, dict) and ("pixel" in obj or "patch" in obj):
-        return [obj[t]["certificate"] for t in ("pixel", "patch")
-                if isinstance(obj.get(t), dict) and "certificate" in obj[t]]  # fmt: skip
-    return []
-
-
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise CertificateError(f"duplicate key in {sorted(set(keys))}")
-    return dict(pairs)
-
-
-def _reject_constant(name: str) -> None:
-    raise CertificateError(f"{name} is not allowed in a certificate")
-
-
-def _certificates_of(path: Path) -> list[dict]:
-    """Return the certificates in a JSON file (strictly parsed), or in every *.json of a folder."""
-    if path.is_dir():
-        files = sorted(path.glob("*.json"))
+def _recheck(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
         if not files:
             raise CertificateError(f"{path} holds no .json file")
-        return [c for f in files for c in _certificates_of(f)]
-    # floats outside certificates (timings) parse as Decimal, which the checker rejects
-    # wherever a certificate holds one; duplicate keys and NaN are refused outright
-    obj = json.loads(path.read_text(), parse_float=Decimal, parse_constant=_reject_constant,
-                     object_pairs_hook=_no_duplicates)  # fmt: skip
-    found = _certificates_in(obj)
-    if not found:
-        raise CertificateError(f"{path} holds no certificate")
-    return found
-
-
-def _recheck(args: argparse.Namespace) -> int:
-    try:
-        reports = [recheck(cert) for cert in _certificates_of(Path(args.file))]
-    except (OSError, UnicodeDecodeError) as err:
-        sys.stderr.write(f"rejected: cannot read {args.file}: {err}\n")
-        return 1
-    except (CertificateError, json.JSONDecodeError, RecursionError) as err:
+        reports = [r for f in files for r in check_all(read_file(f), str(f))]
+    except CertificateError as err:
         sys.stderr.write(f"rejected: {err}\n")
         return 1
-    if len(reports) == 1:
-        print(reports[0]["summary"])
-        return 0
-    kinds = sorted({r["proof"] for r in reports})
-    heads = sorted(r["heads"] for r in reports)
-    counts = ", ".join(f"{sum(r['proof'] == k for r in reports)} {k}" for k in kinds)
-    print(f"verified {len(reports)} certificates ({counts}): claims of {heads[0]} to {heads[-1]} "
-          "heads, every one holds")  # fmt: skip
+    except MemoryError:
+        sys.stderr.write(f"rejected: {path}: too large to check (MemoryError)\n")
+        return 1
+    print(summary_of(reports))
     return 0
 
 
