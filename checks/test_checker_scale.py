@@ -13,6 +13,9 @@ import itertools
 from pathlib import Path
 
 import pytest
+import torch
+
+from theory import minimum_heads
 
 CHECKER = Path(__file__).resolve().parents[1] / "theory" / "checker.py"
 
@@ -53,3 +56,24 @@ def test_the_same_relations_with_scale_one_fail_on_the_blocks_not_the_scale() ->
     checker = _checker()  # 1·M_Δ = 0 is false: the rejection comes from the blocks themselves
     with pytest.raises(checker.CertificateError, match=r"^proof\.relations\[0\]: Σ x_i"):
         checker.check(_scale_zero_certificate(1))
+
+
+def test_fingerprinted_relations_accept_the_valid_and_reject_a_forged_relation(monkeypatch):
+    checker = _checker()
+    monkeypatch.setattr(checker, "EXACT_WORK", 0)  # force Freivalds' path on a small certificate
+    w1, w2 = [[1, 2, 3], [4, 5, 6], [7, 8, 9]], [[9, 8, 7], [6, 5, 4], [3, 2, 1]]
+    # channel 3 = channel 1 + channel 2; the producer's true certificate has relations to forge
+    w3 = [[a + b for a, b in zip(r1, r2, strict=True)] for r1, r2 in zip(w1, w2, strict=True)]
+    cert = _scale_zero_certificate(0)
+    cert["claim"]["out_channels"] = 3  # channel 3 = channel 1 + channel 2: span 2 at most
+    cert["witness"] = [[w1], [w2], [w3]]
+    import torch
+
+    from theory import minimum_heads  # the producer's true certificate for these weights
+    true = minimum_heads(torch.tensor([[w1], [w2], [w3]], dtype=torch.float64)).certificate.data
+    assert checker.check(true)["heads"] == 2
+    relations = [{**r, "coefficients": [x + 1 for x in r["coefficients"]]}
+                 for r in true["proof"]["relations"]]  # fmt: skip
+    forged = {**true, "proof": {**true["proof"], "relations": relations}}
+    with pytest.raises(checker.CertificateError, match=r"fingerprint modulo \d+ is"):
+        checker.check(forged)

@@ -23,7 +23,11 @@ What a certificate proves, and how it is verified.
   "gordan": a minor as above (rank ≥ s); for every other row Δ of N a relation
   scale·M_Δ = Σ x_i·M_{rows[i]} with scale ≠ 0 (rank ≤ s); then Gordan's alternative: a y with
   v = Σ_j y_j·X_col_j > 0 on every active row (M_Δ ≠ 0) gives h = s; a z ≥ 0 with Σ z·M_Δ = 0,
-  z > 0 on some active row, gives h = s + 1. Rows: N = Π_a {Δ : ∃ e, |e| < P_a, Δ·P_a + e ∈ S_a}
+  z > 0 on some active row, gives h = s + 1. Relations are checked exactly, or, when that would
+  visit more than 2·10⁷ block entries, by Freivalds' method (`_Fingerprints`: random linear
+  forms modulo two random 62-bit primes drawn at check time; a false relation passes with
+  probability < 2^-100), so the cost stays linear in the certificate.
+  Rows: N = Π_a {Δ : ∃ e, −(P_a − s_a) ≤ e < P_a, Δ·P_a + e ∈ S_a}
   (S_a: the tap offsets δ(t)_a), or with a circular "grid" the residues ρ of N, merged as
   M'_ρ = Σ_{Δ ≡ ρ} M_Δ.
 
@@ -37,6 +41,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import random
 import sys
 from typing import Any
 
@@ -100,7 +105,9 @@ def _ints(v: Any, where: str, n: int, lo: int | None = None, hi: Any = None) -> 
 
 
 def _obj(v: Any, where: str, keys: set[str]) -> dict:
-    """An object with exactly these keys."""
+    """An object with exactly these keys, each an exact `str` (no subclass with its own __eq__)."""
+    if type(v) is dict and any(type(k) is not str for k in list(v)):
+        raise CertificateError(f"{where}: every key must be a plain string")
     if type(v) is not dict or v.keys() != keys:
         _need(type(v) is dict, f"{where}: expected an object, got {_show(v)}")
         missing, extra = sorted(keys - set(v)), sorted(map(str, set(v) - keys))
@@ -165,14 +172,21 @@ def _witness(w: Any, cl: dict) -> dict[tuple[int, int, Row], int]:
         ok = type(entries) is list and len(entries) <= 2**22
         _need(ok, "witness.entries: expected a list of at most 2**22 entries")
         bounds = tuple(n - 1 for n in shape)
-        for i, e in enumerate(entries):
-            where = f"witness.entries[{i}]"
-            if type(e) is not list or len(e) != len(shape) + 1:
-                raise CertificateError(f"{where}: expected [o, c_local, t.., v], got {_show(e)}")
-            idx = _ints(e[:-1], where, len(shape), 0, bounds)
-            _need(_int(e[-1], f"{where}[{len(shape)}]") != 0, f"{where}: value 0 is listed")
-            _need((idx[0], idx[1], idx[2:]) not in W, f"{where}: index listed twice")
-            W[idx[0], idx[1], idx[2:]] = e[-1]
+        n = len(shape)
+        for i, e in enumerate(list(entries)):
+            ok = type(e) is list and len(e) == n + 1 and all(type(x) is int for x in e)
+            idx = tuple(e[:-1]) if ok else ()
+            if not (ok and all(0 <= x <= b for x, b in zip(idx, bounds, strict=True))
+                    and -BIG < e[-1] < BIG and e[-1]):  # fast path; else say exactly why
+                where = f"witness.entries[{i}]"
+                if type(e) is not list or len(e) != n + 1:
+                    got = _show(e)
+                    raise CertificateError(f"{where}: expected [o, c_local, t.., v], got {got}")
+                _ints(e[:-1], where, n, 0, bounds)
+                _need(_int(e[-1], f"{where}[{n}]") != 0, f"{where}: value 0 is listed")
+            key = (idx[0], idx[1], idx[2:])
+            _need(key not in W, f"witness.entries[{i}]: index listed twice")
+            W[key] = e[-1]
         return W
     _need(math.prod(shape) <= 2**25, f"witness: a dense witness {shape} has > 2**25 entries")
     stack: list[tuple[Row, Any]] = [((), w)]
@@ -279,6 +293,45 @@ def _vanishes(G: Blocks, terms: list[tuple[int, Row]], where: str, what: str) ->
     _need(bad is None, f"{where}: {what} is not 0 at the entry class (e, c, o) = {bad}")
 
 
+EXACT_WORK = 2 * 10**7  # block entries visited by exact relation checks before fingerprints
+
+
+class _Fingerprints:
+    """Freivalds' check of relations in time linear in G: each block M_Δ is hashed once to
+    f(M_Δ) = Σ_key M_Δ[key]·w_key mod p, for random weights w and two random 62-bit primes p
+    drawn now, after the certificate is fixed. A relation R = Σ x_i·M_i − scale·M ≠ 0 passes
+    only if both random forms vanish on R: probability < 2^-100 (R has < 2^12 prime factors
+    of 62 bits, and a non-zero form mod p vanishes with probability 1/p)."""
+
+    def __init__(self, G: Blocks) -> None:
+        rng = random.SystemRandom()
+        self.primes = [self._prime(rng), self._prime(rng)]
+        weights: dict[Key, tuple[int, int]] = {}
+        self.f: dict[Row, tuple[int, int]] = {}
+        for row, block in G.items():
+            acc = [0, 0]
+            for key, v in block.items():
+                w = weights.get(key)
+                if w is None:
+                    w = tuple(rng.randrange(p) for p in self.primes)  # type: ignore[assignment]
+                    weights[key] = w
+                acc[0] += v * w[0]
+                acc[1] += v * w[1]
+            self.f[row] = (acc[0] % self.primes[0], acc[1] % self.primes[1])
+
+    @staticmethod
+    def _prime(rng: random.SystemRandom) -> int:
+        while True:
+            p = rng.randrange(2**61, 2**62) | 1
+            if flint.fmpz(p).is_prime():
+                return p
+
+    def vanishes(self, terms: list[tuple[int, Row]], where: str, what: str) -> None:
+        for j, p in enumerate(self.primes):
+            total = sum(x * self.f.get(row, (0, 0))[j] for x, row in terms) % p
+            _need(total == 0, f"{where}: {what} is not 0 (its fingerprint modulo {p} is {total})")
+
+
 def _gordan(proof: Any, cl: dict, W: dict) -> tuple[int, bool]:
     """Verify a "gordan" proof; return (s, whether a positive vector was given)."""
     _obj(proof, "proof", {"kind", "span_dim", "minor", "relations", "positive", "obstruction"})
@@ -302,7 +355,9 @@ def _gordan(proof: Any, cl: dict, W: dict) -> tuple[int, bool]:
     G = _blocks(W, cl, None)  # its rows are exactly the active rows
     _nonsingular(minor, G, "proof.minor")
     done = set(rows)
-    for i, item in enumerate(rel):
+    work = sum(len(G.get(r, ())) for r in rows) * len(rel)  # exact checks: minor blocks × relations
+    fast = _Fingerprints(G) if work > EXACT_WORK else None
+    for i, item in enumerate(list(rel)):
         where = f"proof.relations[{i}]"
         row = row_of_n(_obj(item, where, {"row", "scale", "coefficients"})["row"], f"{where}.row")
         _need(row not in done, f"{where}.row: {list(row)} is a minor row or listed twice")
@@ -311,7 +366,12 @@ def _gordan(proof: Any, cl: dict, W: dict) -> tuple[int, bool]:
         _need(scale != 0, f"{where}.scale: must not be 0")
         xs = _ints(item["coefficients"], f"{where}.coefficients", s)
         terms = [*zip(xs, rows, strict=True), (-scale, row)]
-        _vanishes(G, terms, where, "Σ x_i·M_rows[i] − scale·M_row")
+        if fast is None:
+            _vanishes(G, terms, where, "Σ x_i·M_rows[i] − scale·M_row")
+        else:
+            fast.vanishes(terms, where, "Σ x_i·M_rows[i] − scale·M_row")
+    covered = math.prod(len(a) for a in axes)
+    _need(len(done) == covered, f"proof.relations: {len(done)} of the {covered} rows of N covered")
     y, z = proof["positive"], proof["obstruction"]
     _need((y is None) != (z is None), "proof: give exactly one of positive and obstruction")
     if y is not None:
@@ -373,6 +433,12 @@ def check(cert: Any) -> dict:
     return {"claim": claim, "heads": n, "span_dim": s, "proof": kind, "summary": summary}
 
 
+def _parse_int(s: str) -> int:
+    if len(s) > 320:
+        raise CertificateError("integer of > 320 digits")
+    return int(s)
+
+
 def parse(text: str) -> dict:
     """Parse strict JSON: integers only (no floats, NaN, Infinity), no duplicate keys, an object."""
 
@@ -387,7 +453,7 @@ def parse(text: str) -> dict:
             text,
             parse_float=lambda s: _need(False, f"number {_show(s)}: floats are not allowed"),
             parse_constant=lambda s: _need(False, f"{s} is not allowed"),
-            parse_int=lambda s: _need(len(s) <= 320, "integer of > 320 digits") or int(s),
+            parse_int=_parse_int,
             object_pairs_hook=pairs,
         )
     except CertificateError:
