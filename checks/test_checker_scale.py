@@ -67,9 +67,7 @@ def test_fingerprinted_relations_accept_the_valid_and_reject_a_forged_relation(m
     cert = _scale_zero_certificate(0)
     cert["claim"]["out_channels"] = 3  # channel 3 = channel 1 + channel 2: span 2 at most
     cert["witness"] = [[w1], [w2], [w3]]
-    import torch
 
-    from theory import minimum_heads  # the producer's true certificate for these weights
     true = minimum_heads(torch.tensor([[w1], [w2], [w3]], dtype=torch.float64)).certificate.data
     assert checker.check(true)["heads"] == 2
     relations = [{**r, "coefficients": [x + 1 for x in r["coefficients"]]}
