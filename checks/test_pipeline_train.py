@@ -157,25 +157,6 @@ def test_run_comparison_writes_the_log_after_every_run(tiny_cifar: Path, tmp_pat
 
 
 # -- bad input --------------------------------------------------------------------------------
-def test_a_missing_data_folder_is_a_clear_error_from_the_cli(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"cifar-100-python' with the files \['train', "
-                       r"'test'\]"):
-        main(["train", "--dataset", "cifar100", "--data-dir", str(tmp_path / "none"), "--quiet"])
-
-
-def test_a_kernel_too_large_for_nine_heads_is_a_clear_error_from_the_cli(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"^kernel_size=7 with sub_patch=2: .*allowed kernel "
-                       r"sizes: \[3, 5\]"):
-        main(["train", "--kernel-size", "7", "--out", str(tmp_path), "--quiet"])
-
-
-def test_an_image_size_not_divisible_by_the_patch_size_is_a_clear_error_from_the_cli(
-    tmp_path: Path,
-) -> None:
-    with pytest.raises(ValueError, match=r"^image_size=\(8, 8\) is not divisible by patch_size=3"):
-        main(["train", "--patch-size", "3", "--out", str(tmp_path), "--quiet"])
-
-
 @pytest.mark.parametrize(("kwargs", "message"), [
     (dict(device="tpu"), r"^device='tpu': expected 'cpu', 'cuda' or 'cuda:N'"),
     (dict(phase1_epochs=-1), r"^phase1_epochs must be an integer >= 0, got -1"),

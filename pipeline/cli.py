@@ -54,6 +54,67 @@ DATASET_DEFAULTS: dict[str, dict] = {
 DATASET_DEFAULTS["cifar100"] = DATASET_DEFAULTS["cifar10"]
 
 
+def _defaults_text(name: str, d: dict) -> str:
+    """Return one dataset's defaults as the options a user would type."""
+    shown = ", ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in d.items() if v is not None and k != "augment"
+    )
+    return f"{name}: {shown}" + (", --augment" if d["augment"] else "")
+
+
+def _positive(value: float, option: str, *, zero: bool = False, inf: bool = False) -> None:
+    """Raise naming `option` unless `value` is a number > 0 (≥ 0 with `zero`; inf with `inf`)."""
+    ok = (value >= 0 if zero else value > 0) and (math.isfinite(value) or (inf and value > 0))
+    if not ok:
+        allowed = "a number >= 0" if zero else "a positive number"
+        raise ValueError(f"{option} {value}: expected {allowed}" + (" (or inf)" if inf else ""))
+
+
+def _check_options(args: argparse.Namespace, opt: dict) -> None:
+    """Raise a ValueError naming the option, its value and what is allowed, before any work."""
+    for name in ("batch_size", "threads", "patch_size", "sub_patch", "sub_channels", "depth"):
+        value = opt.get(name, getattr(args, name, None))
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {value}: expected an integer >= 1")
+    for name in ("phase1_epochs", "phase2_epochs"):
+        if opt[name] < 0:
+            raise ValueError(f"--{name.replace('_', '-')} {opt[name]}: expected an integer >= 0")
+    if args.kernel_size < 1 or args.kernel_size % 2 == 0:
+        raise ValueError(
+            f"--kernel-size {args.kernel_size}: expected an odd integer >= 1 (K of CMHSA-K: "
+            "an odd kernel keeps the 'same' convolution centred)"
+        )
+    _positive(opt["lr"], "--lr")
+    if args.phase2_lr is not None:
+        _positive(args.phase2_lr, "--phase2-lr")
+    _positive(args.weight_decay, "--weight-decay", zero=True)
+    _positive(args.qk_std, "--qk-std", zero=True)
+    _positive(args.beta, "--beta", inf=True)
+    _positive(opt["mlp_ratio"], "--mlp-ratio")
+    if args.warmup_epochs < 0:
+        raise ValueError(f"--warmup-epochs {args.warmup_epochs}: expected an integer >= 0")
+    if opt["train_size"] is not None and opt["train_size"] < 0:
+        raise ValueError(f"--train-size {opt['train_size']}: expected an integer >= 0 (0: all)")
+    if any(seed < 0 for seed in args.seeds):
+        raise ValueError(f"--seeds {args.seeds}: expected integers >= 0")
+    if args.dataset != "digits" and args.data_dir is None:
+        raise ValueError(
+            f"--dataset {args.dataset} needs --data-dir: the folder holding "
+            + ("cifar-10-batches-py/" if args.dataset == "cifar10" else "cifar-100-python/")
+            + " (nothing is downloaded)"
+        )
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise ValueError(f"--data-dir {args.data_dir}: no such folder")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise ValueError(f"--device {args.device!r}: expected cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: no CUDA GPU is available here; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {args.device!r}: expected cpu, cuda or cuda:N")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Train MHSA from scratch, convolution only and the two-phase "
         "CMHSA-K pipeline at equal total epochs; write log.json, curves.png and "
         "checkpoints under --out. Unset options take per-dataset defaults: "
-        + "; ".join(f"{k}: {v}" for k, v in DATASET_DEFAULTS.items()),
+        + "; ".join(_defaults_text(k, v) for k, v in DATASET_DEFAULTS.items() if k != "cifar100")
+        + " (cifar100 as cifar10).",
     )
     t.add_argument("--arm", choices=[*ARMS, "all"], default="all")
     t.add_argument("--dataset", choices=DATASETS, default="digits")
@@ -130,19 +192,46 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     """Return the comparison log after running `python -m pipeline train ...` with `argv`."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     defaults = DATASET_DEFAULTS[args.dataset]
     opt = {
         k: (defaults[k] if getattr(args, k, None) is None else getattr(args, k)) for k in defaults
     }
-    if opt["threads"] is not None:
-        torch.set_num_threads(positive_int(opt["threads"], "threads"))
-    data = load_dataset(args.dataset, args.data_dir)
-    data = subsample(data, opt["train_size"] or None)
+    try:  # every bad option: one line naming it, exit 2 (argparse's convention)
+        _check_options(args, opt)
+        if opt["threads"] is not None:
+            torch.set_num_threads(positive_int(opt["threads"], "threads"))
+        data = load_dataset(args.dataset, args.data_dir)
+        data = subsample(data, opt["train_size"] or None)
+        vit_config, config = _configs(args, opt, data)
+    except (ValueError, TypeError, OSError) as err:
+        options = {a.dest for a in parser._subparsers._group_actions[0].choices["train"]._actions}
+        sys.stderr.write(f"python -m pipeline train: error: {_as_option(str(err), options)}\n")
+        raise SystemExit(2) from None
+    arms = list(ARMS) if args.arm == "all" else [args.arm]
+    out = args.out or Path("runs") / f"{args.dataset}-cmhsa{args.kernel_size}"
+    log = run_comparison(arms, data, vit_config, config, args.seeds, out, progress=not args.quiet)
+    lines = [
+        f"{data.name}, {len(data.train_y)} training images, CMHSA-{args.kernel_size}, "
+        f"{config.phase1_epochs}+{config.phase2_epochs} epochs, seeds {args.seeds}:"
+    ]
+    for arm, s in log["summary"].items():
+        lines.append(
+            f"  {arm:>9}: test accuracy {s['mean']:.4f} ± {s['std']:.4f} "
+            f"(min {s['min']:.4f}, max {s['max']:.4f})"
+        )
+    lines.append(f"log: {out / 'log.json'}; curves: {out / 'curves.png'}")
+    print("\n".join(lines), file=sys.stdout)
+    return log
+
+
+def _configs(args: argparse.Namespace, opt: dict, data: object) -> tuple[ViTConfig, TrainConfig]:
+    """Return the model and training configurations of the options (they validate themselves)."""
     vit_config = ViTConfig(
-        image_size=data.image_shape[1:],
-        in_channels=data.image_shape[0],
-        num_classes=data.num_classes,
+        image_size=data.image_shape[1:],  # type: ignore[attr-defined]
+        in_channels=data.image_shape[0],  # type: ignore[attr-defined]
+        num_classes=data.num_classes,  # type: ignore[attr-defined]
         patch_size=opt["patch_size"],
         sub_patch=opt["sub_patch"],
         sub_channels=opt["sub_channels"],
@@ -163,18 +252,12 @@ def main(argv: list[str] | None = None) -> dict:
         augment=opt["augment"],
         device=args.device,
     )
-    arms = list(ARMS) if args.arm == "all" else [args.arm]
-    out = args.out or Path("runs") / f"{args.dataset}-cmhsa{args.kernel_size}"
-    log = run_comparison(arms, data, vit_config, config, args.seeds, out, progress=not args.quiet)
-    lines = [
-        f"{data.name}, {len(data.train_y)} training images, CMHSA-{args.kernel_size}, "
-        f"{config.phase1_epochs}+{config.phase2_epochs} epochs, seeds {args.seeds}:"
-    ]
-    for arm, s in log["summary"].items():
-        lines.append(
-            f"  {arm:>9}: test accuracy {s['mean']:.4f} ± {s['std']:.4f} "
-            f"(min {s['min']:.4f}, max {s['max']:.4f})"
-        )
-    lines.append(f"log: {out / 'log.json'}; curves: {out / 'curves.png'}")
-    print("\n".join(lines), file=sys.stdout)
-    return log
+    return vit_config, config
+
+
+def _as_option(message: str, options: set[str]) -> str:
+    """Return `message` with a leading `name=value` written as the option `--name value`."""
+    head, sep, rest = message.partition("=")
+    if sep and head in options:
+        return f"--{head.replace('_', '-')} {rest}"
+    return message
