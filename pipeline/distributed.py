@@ -1,8 +1,8 @@
 """Data parallelism for the pipeline: `torch.distributed` + DistributedDataParallel under torchrun.
 
 `torchrun --nproc_per_node W -m pipeline train …` sets RANK, WORLD_SIZE and LOCAL_RANK; `setup`
-reads them and joins the process group (`nccl` on CUDA, `gloo` on CPU). Without torchrun the
-world is one process and nothing here touches `torch.distributed`. Every rank trains on its
+reads them and joins the process group (`nccl` on CUDA, `gloo` on CPU), even for W = 1. Without
+torchrun the world is one process and nothing here touches `torch.distributed`. Every rank trains on its
 `DistributedSampler` shard; DDP all-reduces (averages) the gradients; rank 0 alone evaluates,
 logs and writes files, and broadcasts what the others need.
 """
@@ -31,11 +31,12 @@ class World:
     size: int = 1
     local_rank: int = 0
     device: torch.device = CPU
+    launched: bool = False  # started by torchrun: the process group is up, DDP wraps the model
 
     @property
     def distributed(self) -> bool:
-        """Return whether the run has more than one process (then the process group is up)."""
-        return self.size > 1
+        """Return whether this process is in a process group (torchrun; any world size)."""
+        return self.launched
 
     @property
     def main(self) -> bool:
@@ -76,11 +77,11 @@ def setup(device: str) -> World:
 
     `device` is "cpu", "cuda" or "cuda:N"; under torchrun "cuda" means cuda:LOCAL_RANK.
     """
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     dev = torch.device(device)
-    if size <= 1:
-        return World(device=dev)
+    if "WORLD_SIZE" not in os.environ or "LOCAL_RANK" not in os.environ:
+        return World(device=dev)  # not under torchrun: one process, no process group
+    size = int(os.environ["WORLD_SIZE"])
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ["LOCAL_RANK"])
     if dev.type == "cuda":
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
@@ -89,4 +90,4 @@ def setup(device: str) -> World:
     # A 1-channel conv weight's gradient has equivalent but different strides from DDP's bucket
     # view; PyTorch says so on every step ("not an error"). Nothing else is silenced.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-    return World(rank=rank, size=size, local_rank=local, device=dev)
+    return World(rank=rank, size=size, local_rank=local, device=dev, launched=True)

@@ -34,6 +34,7 @@ from constructions.convert import ConvAttention, convert
 from pipeline.data import DATASETS, load_dataset, subsample
 from pipeline.distributed import World, setup
 from pipeline.loop import AMP_MODES, Phase, train_phase
+from pipeline.options import check_device, check_world, fail
 from pipeline.transfer import logit_error
 
 __all__ = ["EXACT_TOLERANCE", "FINETUNE_ARMS", "add_parser", "attention_start", "finetune"]
@@ -232,7 +233,6 @@ def _checked(args: argparse.Namespace) -> None:
 def run_cli(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
     """Run `python -m pipeline finetune` (rank 0 prints and writes); return its log."""
     from constructions.convert_cli import load_model, load_weights
-    from pipeline.cli import check_device, check_world, fail
 
     try:
         _checked(args)
