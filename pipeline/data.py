@@ -1,5 +1,8 @@
 """Image classification data for the pipeline: sklearn digits (shipped), CIFAR-10/100 (local files).
 
+An image folder (`--dataset imagefolder`) is read by `pipeline.folder`; both kinds give uint8
+batches through `batches(split, batch_size, sampler)` and `probe(n)`.
+
 Nothing is downloaded. `digits` is scikit-learn's copy of the UCI handwritten digits (1797 8×8
 grey images, values 0..16) that ships inside the package. CIFAR is read from the standard
 python-pickle release under `--data-dir`:

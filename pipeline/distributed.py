@@ -2,9 +2,9 @@
 
 `torchrun --nproc_per_node W -m pipeline train …` sets RANK, WORLD_SIZE and LOCAL_RANK; `setup`
 reads them and joins the process group (`nccl` on CUDA, `gloo` on CPU), even for W = 1. Without
-torchrun the world is one process and nothing here touches `torch.distributed`. Every rank trains on its
-`DistributedSampler` shard; DDP all-reduces (averages) the gradients; rank 0 alone evaluates,
-logs and writes files, and broadcasts what the others need.
+torchrun the world is one process and nothing here touches `torch.distributed`. Every rank
+trains on its `DistributedSampler` shard; DDP all-reduces (averages) the gradients; rank 0 alone
+evaluates, logs and writes files, and broadcasts what the others need.
 """
 
 from __future__ import annotations
