@@ -30,6 +30,9 @@ MAIN_THEOREMS = [
     "T3_heads",
     "T1_conv2d_zero",
     "T3_conv2d_zero",
+    "T1_conv2d_circular",
+    "T3_conv2d_circular",
+    "circular_taps_distinct",
     "neighbourhood_axis",
     "nine_offsets_iff",
 ]
@@ -40,7 +43,7 @@ ANALYSIS_AXIOMS = [
     "boolp.propositional_extensionality",
 ]
 EXPECTED_AXIOMS = {name: ANALYSIS_AXIOMS for name in MAIN_THEOREMS}
-for closed in ("minor_rank", "neighbourhood_axis", "nine_offsets_iff"):
+for closed in ("minor_rank", "neighbourhood_axis", "nine_offsets_iff", "circular_taps_distinct"):
     EXPECTED_AXIOMS[closed] = []
 FORBIDDEN = re.compile(
     r"\b(Admitted|admit|Axiom|Axioms|Parameter|Parameters|Hypothesis|Hypotheses|Conjecture)\b"

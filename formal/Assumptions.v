@@ -1,7 +1,7 @@
 (** Printed by checks/test_formal.py: the axioms of the main theorems. *)
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Neighbourhood.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular Neighbourhood.
 Import GRing.Theory.
 Local Open Scope ring_scope.
 Print Assumptions minor_rank.
@@ -11,5 +11,8 @@ Print Assumptions T3_block.
 Print Assumptions T3_heads.
 Print Assumptions T1_conv2d_zero.
 Print Assumptions T3_conv2d_zero.
+Print Assumptions T1_conv2d_circular.
+Print Assumptions T3_conv2d_circular.
+Print Assumptions circular_taps_distinct.
 Print Assumptions neighbourhood_axis.
 Print Assumptions nine_offsets_iff.

@@ -1,7 +1,7 @@
 (** Printed by checks/test_formal.py: the statements of the main theorems. *)
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Neighbourhood.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular Neighbourhood.
 Import GRing.Theory.
 Local Open Scope ring_scope.
 Check @minor_rank.
@@ -11,5 +11,8 @@ Check @T3_block.
 Check @T3_heads.
 Check @T1_conv2d_zero.
 Check @T3_conv2d_zero.
+Check @T1_conv2d_circular.
+Check @T3_conv2d_circular.
+Check @circular_taps_distinct.
 Check @neighbourhood_axis.
 Check @nine_offsets_iff.
