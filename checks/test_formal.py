@@ -33,6 +33,10 @@ MAIN_THEOREMS = [
     "T1_conv2d_circular",
     "T3_conv2d_circular",
     "circular_taps_distinct",
+    "T2_patch_zero",
+    "T3_patch_zero",
+    "T2_patch_strided",
+    "T3_patch_strided",
     "neighbourhood_axis",
     "nine_offsets_iff",
 ]
