@@ -1,7 +1,7 @@
 (** Printed by checks/test_formal.py: the statements of the main theorems. *)
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular Strided Patch Neighbourhood.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular Strided Patch Width Neighbourhood.
 Import GRing.Theory.
 Local Open Scope ring_scope.
 Check @minor_rank.
@@ -9,6 +9,7 @@ Check @softmax_one_hot.
 Check @conv_layer_exact.
 Check @T3_block.
 Check @T3_heads.
+Check @T3_width.
 Check @T1_conv2d_zero.
 Check @T3_conv2d_zero.
 Check @T1_conv2d_circular.
@@ -20,3 +21,6 @@ Check @T2_patch_strided.
 Check @T3_patch_strided.
 Check @neighbourhood_axis.
 Check @nine_offsets_iff.
+Check @N_axis_size.
+Check @N_2d_product.
+Check @N_2d_size.
