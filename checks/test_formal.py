@@ -38,6 +38,8 @@ MAIN_THEOREMS = [
     "T3_patch_zero",
     "T2_patch_strided",
     "T3_patch_strided",
+    "T2_patch_box",
+    "T3_patch_box",
     "neighbourhood_axis",
     "nine_offsets_iff",
     "N_axis_size",

@@ -1,7 +1,7 @@
 (** Printed by checks/test_formal.py: the axioms of the main theorems. *)
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular Strided Patch Width Neighbourhood.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular Strided Patch Width Neighbourhood PatchBox.
 Import GRing.Theory.
 Local Open Scope ring_scope.
 Print Assumptions minor_rank.
@@ -19,6 +19,8 @@ Print Assumptions T2_patch_zero.
 Print Assumptions T3_patch_zero.
 Print Assumptions T2_patch_strided.
 Print Assumptions T3_patch_strided.
+Print Assumptions T2_patch_box.
+Print Assumptions T3_patch_box.
 Print Assumptions neighbourhood_axis.
 Print Assumptions nine_offsets_iff.
 Print Assumptions N_axis_size.

@@ -1,7 +1,7 @@
 (** Printed by checks/test_formal.py: the statements of the main theorems. *)
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular Strided Patch Width Neighbourhood.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular Strided Patch Width Neighbourhood PatchBox.
 Import GRing.Theory.
 Local Open Scope ring_scope.
 Check @minor_rank.
@@ -19,6 +19,8 @@ Check @T2_patch_zero.
 Check @T3_patch_zero.
 Check @T2_patch_strided.
 Check @T3_patch_strided.
+Check @T2_patch_box.
+Check @T3_patch_box.
 Check @neighbourhood_axis.
 Check @nine_offsets_iff.
 Check @N_axis_size.
