@@ -34,6 +34,7 @@ MAIN_THEOREMS = [
     "T1_conv2d_circular",
     "T3_conv2d_circular",
     "circular_taps_distinct",
+    "flat_layout",
     "T2_patch_zero",
     "T3_patch_zero",
     "T2_patch_strided",
@@ -54,8 +55,8 @@ ANALYSIS_AXIOMS = [
 ]
 EXPECTED_AXIOMS = {name: ANALYSIS_AXIOMS for name in MAIN_THEOREMS}
 # Closed under the global context: these use no axiom at all.
-CLOSED = ["minor_rank", "circular_taps_distinct", "neighbourhood_axis", "nine_offsets_iff",
-          "N_axis_size", "N_2d_product", "N_2d_size"]
+CLOSED = ["minor_rank", "circular_taps_distinct", "flat_layout", "neighbourhood_axis",
+          "nine_offsets_iff", "N_axis_size", "N_2d_product", "N_2d_size"]
 for closed in CLOSED:
     EXPECTED_AXIOMS[closed] = []
 FORBIDDEN = re.compile(

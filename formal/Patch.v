@@ -8,7 +8,7 @@
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.classical Require Import boolp.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Mhsa Sufficiency Necessity Conv2d Strided.
+From ConvAttn Require Import Mhsa Sufficiency Necessity Conv2d Strided Layout.
 
 Set Implicit Arguments.
 Unset Strict Implicit.
@@ -16,25 +16,6 @@ Unset Printing Implicit Defensive.
 
 Import GRing.Theory.
 Local Open Scope ring_scope.
-
-Section Flat.
-Context {R : ringType}.
-
-(** A row vector indexed by a finite type T (its enumeration order: for
-    'I_P * 'I_P * 'I_C the row-major layout (p1, p2, c)). *)
-Definition flat (T : finType) (f : T -> R) : 'rV[R]_#|T| := \row_k f (enum_val k).
-
-Definition flatmx (T U : finType) (f : T -> U -> R) : 'M[R]_(#|T|, #|U|) :=
-  \matrix_(k, l) f (enum_val k) (enum_val l).
-
-Lemma flat_mulmxE (T U : finType) (f : T -> R) (g : T -> U -> R) l :
-  (flat f *m flatmx g) 0 l = \sum_t f t * g t (enum_val l).
-Proof.
-rewrite mxE (reindex (@enum_val T predT)) /=; last exact/onW_bij/enum_val_bij.
-by apply: eq_bigr => k _; rewrite !mxE.
-Qed.
-
-End Flat.
 
 (** Pixel a of patch g along an axis of n patches of P pixels: g·P + a. *)
 Lemma ppos_subproof n P (g : 'I_n) (a : 'I_P) : (g * P + a < n * P)%N.
