@@ -34,6 +34,7 @@ MAIN_THEOREMS = [
     "T1_conv2d_circular",
     "T3_conv2d_circular",
     "circular_taps_distinct",
+    "T3_conv2d_circular_merged",
     "flat_layout",
     "T2_patch_zero",
     "T3_patch_zero",

@@ -1,7 +1,7 @@
 (** Printed by checks/test_formal.py: the axioms of the main theorems. *)
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular Strided Layout Patch Width Neighbourhood PatchBox.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular CircularAlias Strided Layout Patch Width Neighbourhood PatchBox.
 Import GRing.Theory.
 Local Open Scope ring_scope.
 Print Assumptions minor_rank.
@@ -15,6 +15,7 @@ Print Assumptions T3_conv2d_zero.
 Print Assumptions T1_conv2d_circular.
 Print Assumptions T3_conv2d_circular.
 Print Assumptions circular_taps_distinct.
+Print Assumptions T3_conv2d_circular_merged.
 Print Assumptions flat_layout.
 Print Assumptions T2_patch_zero.
 Print Assumptions T3_patch_zero.

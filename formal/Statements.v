@@ -1,7 +1,7 @@
 (** Printed by checks/test_formal.py: the statements of the main theorems. *)
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular Strided Layout Patch Width Neighbourhood PatchBox.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular CircularAlias Strided Layout Patch Width Neighbourhood PatchBox.
 Import GRing.Theory.
 Local Open Scope ring_scope.
 Check @minor_rank.
@@ -15,6 +15,7 @@ Check @T3_conv2d_zero.
 Check @T1_conv2d_circular.
 Check @T3_conv2d_circular.
 Check @circular_taps_distinct.
+Check @T3_conv2d_circular_merged.
 Check @flat_layout.
 Check @T2_patch_zero.
 Check @T3_patch_zero.
