@@ -24,6 +24,8 @@ INSTALL = (
 WARNINGS = ["-w", "-notation-overridden,-ambiguous-paths,-notation-incompatible-format"]
 MAIN_THEOREMS = [
     "minor_rank",
+    "certificate_heads",
+    "certificate_patch_strided",
     "softmax_one_hot",
     "conv_layer_exact",
     "T3_block",

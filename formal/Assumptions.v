@@ -1,10 +1,12 @@
 (** Printed by checks/test_formal.py: the axioms of the main theorems. *)
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular CircularAlias Strided Layout Patch Width Neighbourhood PatchBox.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular CircularAlias Strided Layout Patch Width Neighbourhood PatchBox Certificate.
 Import GRing.Theory.
 Local Open Scope ring_scope.
 Print Assumptions minor_rank.
+Print Assumptions certificate_heads.
+Print Assumptions certificate_patch_strided.
 Print Assumptions softmax_one_hot.
 Print Assumptions conv_layer_exact.
 Print Assumptions T3_block.

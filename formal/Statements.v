@@ -1,10 +1,12 @@
 (** Printed by checks/test_formal.py: the statements of the main theorems. *)
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular CircularAlias Strided Layout Patch Width Neighbourhood PatchBox.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular CircularAlias Strided Layout Patch Width Neighbourhood PatchBox Certificate.
 Import GRing.Theory.
 Local Open Scope ring_scope.
 Check @minor_rank.
+Check @certificate_heads.
+Check @certificate_patch_strided.
 Check @softmax_one_hot.
 Check @conv_layer_exact.
 Check @T3_block.
