@@ -30,8 +30,8 @@ Definition conv1d_zero (w : 'I_k -> 'M[R]_(C, D)) (b : 'rV[R]_D)
 Lemma conv1d_as_conv2d (dil1 : nat) (w : 'I_k -> 'M[R]_(C, D)) (b : 'rV[R]_D)
     (x : 'I_L -> 'rV[R]_C) (q : 'I_L) :
   conv1d_zero w b x q
-  = conv2d_zero (H := 1) (k1 := 1) dil1 dil (fun _ j => w j) b (fun p => x p.2)
-      (ord0, q).
+  = conv2d_zero (H := 1) (k1 := 1) dil1 dil (fun _ : 'I_1 => w) b
+      (fun p => x p.2) (ord0, q).
 Proof.
 rewrite /conv1d_zero /conv2d_zero; congr (_ + _).
 rewrite [RHS](reindex (fun j : 'I_k => (ord0 : 'I_1, j))) /=; last first.
