@@ -1,7 +1,7 @@
 (** Printed by checks/test_formal.py: the axioms of the main theorems. *)
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular CircularAlias Strided Layout Patch Width Neighbourhood PatchBox Certificate.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Conv1d Circular CircularAlias Strided Layout Patch Width Neighbourhood PatchBox Certificate.
 Import GRing.Theory.
 Local Open Scope ring_scope.
 Print Assumptions minor_rank.
@@ -14,6 +14,9 @@ Print Assumptions T3_heads.
 Print Assumptions T3_width.
 Print Assumptions T1_conv2d_zero.
 Print Assumptions T3_conv2d_zero.
+Print Assumptions conv1d_as_conv2d.
+Print Assumptions T1_conv1d_zero.
+Print Assumptions T3_conv1d_zero.
 Print Assumptions T1_conv2d_circular.
 Print Assumptions T3_conv2d_circular.
 Print Assumptions circular_taps_distinct.

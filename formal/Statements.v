@@ -1,7 +1,7 @@
 (** Printed by checks/test_formal.py: the statements of the main theorems. *)
 From mathcomp Require Import all_ssreflect all_algebra.
 From mathcomp.analysis Require Import reals.
-From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Circular CircularAlias Strided Layout Patch Width Neighbourhood PatchBox Certificate.
+From ConvAttn Require Import Rank Mhsa Sufficiency Necessity Conv2d Conv1d Circular CircularAlias Strided Layout Patch Width Neighbourhood PatchBox Certificate.
 Import GRing.Theory.
 Local Open Scope ring_scope.
 Check @minor_rank.
@@ -14,6 +14,9 @@ Check @T3_heads.
 Check @T3_width.
 Check @T1_conv2d_zero.
 Check @T3_conv2d_zero.
+Check @conv1d_as_conv2d.
+Check @T1_conv1d_zero.
+Check @T3_conv1d_zero.
 Check @T1_conv2d_circular.
 Check @T3_conv2d_circular.
 Check @circular_taps_distinct.
