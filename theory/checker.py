@@ -47,7 +47,6 @@ import os
 import random
 import sys
 from array import array
-from collections import Counter
 from itertools import compress, repeat
 from operator import add, floordiv, mod, mul
 from typing import Any
@@ -59,9 +58,9 @@ FORMAT_STRIDED = "conv-as-attention certificate v2"  # claims with "stride" and 
 BIG = 2**1024  # every integer must satisfy |v| < BIG
 # The format's size limits: every certificate within them re-checks in ≤ 10 s and ≤ 1 GB (README)
 MAX_BYTES = 2**27  # characters of JSON text
-MAX_ENTRIES = 2**22  # listed entries of a sparse witness
-MAX_DENSE = 2**22  # entries of a dense witness, zeros included
-MAX_NONZEROS = 2**22  # non-zeros of G: each weight lands on up to 2^d pairs (Δ, e)
+MAX_ENTRIES = 5 * 2**19  # listed entries of a sparse witness (2,621,440)
+MAX_DENSE = 5 * 2**19  # entries of a dense witness, zeros included
+MAX_NONZEROS = 5 * 2**19  # non-zeros of G: each weight lands on up to 2^d pairs (Δ, e)
 COMMON = {"tokens", "kernel_size", "patch_size", "dilation", "groups", "in_channels",
           "out_channels"}  # fmt: skip
 MINOR = {"triangular": {"kind", "rows", "columns"},
@@ -227,7 +226,7 @@ def _witness(w: Any, cl: dict) -> list[tuple[Row, dict[int, int]]]:
         ok = ok and set(map(type, flat)) <= {int} and 0 not in cols[-1]
         del flat
         ok = ok and all(min(x, default=0) >= 0 and max(x, default=0) < m
-                        for x, m in zip(cols, shape, strict=False))  # fmt: skip
+                        for x, m in zip(map(set, cols[:-1]), shape, strict=True))  # fmt: skip
         if not (ok and -BIG < min(cols[-1], default=0) and max(cols[-1], default=0) < BIG):
             _entries_error(E, shape)
         o, c, v = cols[0], cols[1], cols[-1]
@@ -237,20 +236,15 @@ def _witness(w: Any, cl: dict) -> list[tuple[Row, dict[int, int]]]:
         tf, N, T = list(_flat(cols[2:-1], k)), len(E), math.prod(k)
         del cols, c, o
         if N and N % T == 0 and tf == list(range(T)) * (N // T):  # each tap in turn: slices
-            groups = [(t, keys[t::T], v[t::T]) for t in range(T)]
-        else:  # group by tap: a stable sort of the positions
-            order = sorted(range(N), key=tf.__getitem__)
-            keys, v, groups, a = [*map(keys.__getitem__, order)], [*map(v.__getitem__, order)], [], 0
-            for t, count in sorted(Counter(tf).items()):
-                groups.append((t, keys[a : a + count], v[a : a + count]))
-                a += count
-        out = []
-        for t, ks, vs in groups:
-            block = dict(zip(ks, vs, strict=True))
-            if len(block) < len(ks):
-                _entries_error(E, shape)
-            out.append((tuple(t // math.prod(k[j + 1 :]) % m for j, m in enumerate(k)), block))
-        return out
+            by_tap = {t: dict(zip(keys[t::T], v[t::T], strict=True)) for t in range(T)}
+        else:  # any order: one pass
+            by_tap = {t: {} for t in set(tf)}
+            for t, key, x in zip(tf, keys, v, strict=True):
+                by_tap[t][key] = x
+        if sum(map(len, by_tap.values())) < N:
+            _entries_error(E, shape)  # an index listed twice
+        unravel = lambda t: tuple(t // math.prod(k[j + 1 :]) % m for j, m in enumerate(k))  # noqa: E731
+        return [(unravel(t), block) for t, block in sorted(by_tap.items())]
     _need(math.prod(shape) <= MAX_DENSE, f"witness: a dense witness {shape} has > MAX_DENSE = "
           f"{MAX_DENSE} entries")  # fmt: skip
     level = [w]
@@ -470,7 +464,8 @@ def _gordan(proof: Any, cl: dict, W: list) -> tuple[int, bool]:
         for yj, key in zip(_ints(y, "proof.positive", s), minor[2], strict=True):
             weights[key] = weights.get(key, 0) + yj
         for row, block in G.items():
-            v = sum(map(mul, block.values(), map(weights.get, block, repeat(0))))
+            few = (weights, block) if len(block) > len(weights) else (block, weights)
+            v = sum(map(mul, few[0].values(), map(few[1].get, few[0], repeat(0))))
             if v <= 0:
                 raise CertificateError(f"proof.positive: v = {_show(v)} <= 0 at row {list(row)}")
         return s, True
