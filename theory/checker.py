@@ -48,7 +48,7 @@ import random
 import sys
 from array import array
 from itertools import compress, repeat
-from operator import add, floordiv, mod, mul
+from operator import add, floordiv, gt, itemgetter, mod, mul, sub
 from typing import Any
 
 import flint
@@ -112,6 +112,18 @@ def _ints(v: Any, where: str, n: int, lo: int | None = None, hi: Any = None) -> 
         if not _in(x, lo, h):
             _int(x, f"{where}[{i}]", lo, h)
     return tuple(v)
+
+
+def _table(v: list, width: int, lo: tuple, hi: tuple) -> list | None:
+    """The columns of v, a list of lists of `width` integers with lo ≤ x ≤ hi per position, in
+    bulk (types, lengths and ranges over whole columns); None if any item is not."""
+    if not (set(map(type, v)) <= {list} and set(map(len, v)) <= {width}):
+        return None
+    flat = list(itertools.chain.from_iterable(v))
+    cols = [flat[j::width] for j in range(width)]
+    ok = set(map(type, flat)) <= {int} and all(
+        not x or (min(x) >= a and max(x) <= b) for x, a, b in zip(cols, lo, hi, strict=True))
+    return cols if ok else None
 
 
 def _obj(v: Any, where: str, keys: set[str]) -> dict:
@@ -243,8 +255,7 @@ def _witness(w: Any, cl: dict) -> list[tuple[Row, dict[int, int]]]:
                 by_tap[t][key] = x
         if sum(map(len, by_tap.values())) < N:
             _entries_error(E, shape)  # an index listed twice
-        unravel = lambda t: tuple(t // math.prod(k[j + 1 :]) % m for j, m in enumerate(k))  # noqa: E731
-        return [(unravel(t), block) for t, block in sorted(by_tap.items())]
+        return sorted(by_tap.items())
     _need(math.prod(shape) <= MAX_DENSE, f"witness: a dense witness {shape} has > MAX_DENSE = "
           f"{MAX_DENSE} entries")  # fmt: skip
     level = [w]
@@ -254,11 +265,10 @@ def _witness(w: Any, cl: dict) -> list[tuple[Row, dict[int, int]]]:
         level = list(itertools.chain.from_iterable(level))
     if not (set(map(type, level)) <= {int} and -BIG < min(level) and max(level) < BIG):
         _dense_error(w, shape)
-    taps = list(itertools.product(*map(range, k)))
-    T = len(taps)
+    T = math.prod(k)
     keys = [o * C + (o // Dg) * Cg + c for o in range(D) for c in range(Cg)]
-    out = [(t, dict(zip(compress(keys, level[i::T]), filter(None, level[i::T]), strict=False)))
-           for i, t in enumerate(taps)]  # fmt: skip
+    out = [(t, dict(zip(compress(keys, level[t::T]), filter(None, level[t::T]), strict=True)))
+           for t in range(T)]  # fmt: skip
     return [(t, block) for t, block in out if block]
 
 
@@ -268,18 +278,22 @@ def _split(ta: int, dil: int, P: int, s: int, pad: int) -> tuple[tuple[int, int]
     return ((q, r), (q + 1, r - P)) if r >= s else ((q, r),)
 
 
-def _landing(t: Row, cl: dict) -> list[tuple[Row, int]]:
-    """The (row, offset of e's keys) that tap t reaches: Δ⊙P + e = δ(t) (row = Δ, or Δ modulo
-    the grid); an entry class (e, c, o) has the key (ε·C + c)·D + o, ε = e's index in Π[−(P−s), P)."""
-    grid, out = cl["grid"] or (0,) * len(t), []
-    for split in itertools.product(*map(_split, t, cl["dil"], cl["P"], cl["s"], cl["pad"])):
-        row = tuple(x % m if m else x for (x, _), m in zip(split, grid, strict=True))
-        out.append((row, _eps([e for _, e in split], cl) * cl["C"] * cl["D"]))
+def _axes(cl: dict) -> list[list[list[tuple[int, int]]]]:
+    """Per axis a and tap t_a: the (Δ_a, or Δ_a modulo the grid; e_a's part of the key offset)
+    with Δ_a·P_a + e_a = δ(t)_a. An entry class (e, c, o) has the key (ε·D + o)·C + c, where
+    ε = Σ_a (e_a + P_a − s_a)·R_a is e's index in Π_a [−(P_a − s_a), P_a), R_a = Π_b>a (2P_b − s_b)."""
+    grid, out, R = cl["grid"] or (0,) * cl["d"], [], cl["C"] * cl["D"]
+    for a in reversed(range(cl["d"])):
+        P, s, m = cl["P"][a], cl["s"][a], grid[a]
+        out.insert(0, [[(x % m if m else x, (e + P - s) * R)
+                        for x, e in _split(t, cl["dil"][a], P, s, cl["pad"][a])]
+                       for t in range(cl["k"][a])])  # fmt: skip
+        R *= 2 * P - s
     return out
 
 
 def _eps(e: Any, cl: dict) -> int:
-    """e's index in Π_a [−(P_a − s_a), P_a), in mixed radix 2P_a − s_a."""
+    """e's index ε in Π_a [−(P_a − s_a), P_a) (see `_axes`)."""
     out = 0
     for x, P, s in zip(e, cl["P"], cl["s"], strict=True):
         out = out * (2 * P - s) + x + P - s
@@ -289,7 +303,18 @@ def _eps(e: Any, cl: dict) -> int:
 def _blocks(W: list, cl: dict, keep: set[Row] | None) -> Blocks:
     """G's non-zero entries on the rows in `keep` (all rows if None), merged modulo the grid.
     Without a grid no two weights reach one (row, key): a block is a dict of the tap's, shifted."""
-    reach = [(block, _landing(t, cl)) for t, block in W]  # computed once per tap
+    k, ts, blocks = cl["k"], [t for t, _ in W], [block for _, block in W]
+    lands = [list(map(ax.__getitem__, map(mod, map(floordiv, ts, repeat(math.prod(k[a + 1 :]))),
+                                          repeat(k[a])))) for a, ax in enumerate(_axes(cl))]  # fmt: skip
+    if all(len(x) == 1 for ax in _axes(cl) for x in ax):  # one (Δ, e) per tap: in bulk
+        pairs = [[pair[0] for pair in la] for la in lands]
+        rows = zip(*[map(itemgetter(0), x) for x in pairs], strict=True)
+        offs = map(sum, zip(*[map(itemgetter(1), x) for x in pairs], strict=True))
+        reach = list(zip(blocks, ([z] for z in zip(rows, offs, strict=True)), strict=True))
+    else:  # per tap: [(row, key offset)], the product over the axes
+        reach = [(block, [(row, sum(offs)) for row, offs in
+                          (zip(*c, strict=True) for c in itertools.product(*per_axis))])
+                 for block, per_axis in zip(blocks, zip(*lands, strict=True), strict=True)]
     total = sum(len(block) * len(to) for block, to in reach)
     _need(total <= MAX_NONZEROS, f"witness: G has {total} > MAX_NONZEROS = {MAX_NONZEROS} "
           "non-zeros (each weight lands on up to 2^d pairs (Δ, e))")  # fmt: skip
@@ -329,16 +354,22 @@ def _minor(m: Any, cl: dict, n: int, where: str, count: str) -> tuple:
     d, P, S = cl["d"], cl["P"], cl["s"]
     Q = [p // s for p, s in zip(P, S, strict=True)]  # output pixels per patch side
     bounds = (*(p - 1 for p in P), cl["C"] - 1, *(q - 1 for q in Q), cl["D"] - 1)
-    rows = [_ints(x, f"{where}.rows[{i}]", d) for i, x in enumerate(m["rows"])]
-    cols = [_ints(x, f"{where}.columns[{j}]", 2 * d + 2, 0, bounds)
-            for j, x in enumerate(m["columns"])]  # fmt: skip
-    _distinct(rows, f"{where}.rows", "offset")
-    _distinct(cols, f"{where}.columns", "column")
-    diffs = [
-        tuple(a - s * b for a, b, s in zip(v[:d], v[d + 1 : -1], S, strict=True)) for v in cols
-    ]
+    by_row = _table(m["rows"], d, (1 - BIG,) * d, (BIG - 1,) * d)
+    by_col = _table(m["columns"], 2 * d + 2, (0,) * (2 * d + 2), bounds)
+    if by_row is None or by_col is None:  # name the first bad one
+        [_ints(x, f"{where}.rows[{i}]", d) for i, x in enumerate(m["rows"])]
+        [_ints(x, f"{where}.columns[{j}]", 2 * d + 2, 0, bounds) for j, x in enumerate(m["columns"])]
+    rows = list(zip(*by_row, strict=True)) if n else []
+    if len(set(rows)) < n or len(set(zip(*by_col, strict=True))) < n:
+        _distinct(rows, f"{where}.rows", "offset")
+        _distinct(list(map(tuple, m["columns"])), f"{where}.columns", "column")
+    eps: Any = repeat(0)  # the key (ε·D + o)·C + c of each column's entry class (see `_axes`)
+    for a, (P, s) in enumerate(zip(P, S, strict=True)):  # ε += e_a + P − s, e_a = a_a − s·b_a
+        e = map(sub, by_col[a], map(mul, by_col[d + 1 + a], repeat(s)))
+        eps = map(add, map(mul, eps, repeat(2 * P - s)), map(add, e, repeat(P - s)))
     C, D = cl["C"], cl["D"]
-    keys = [(_eps(e, cl) * D + v[-1]) * C + v[d] for e, v in zip(diffs, cols, strict=True)]
+    keys = list(map(add, map(mul, map(add, map(mul, eps, repeat(D)), by_col[-1]), repeat(C)),
+                    by_col[d])) if n else []  # fmt: skip
     p = r = 0
     if kind == "determinant":
         p = _int(m["prime"], f"{where}.prime", 3, 2**63 - 1)
@@ -352,13 +383,15 @@ def _nonsingular(minor: tuple, G: Blocks, where: str) -> None:
     kind, rows, keys, p, r = minor
     if kind == "triangular":
         last = {key: j for j, key in enumerate(keys)}  # the last column of each entry class
-        for i, row in enumerate(rows):
-            block = G.get(row, {})
-            if not block.get(keys[i]):
-                raise CertificateError(f"{where}: X[{i}][{i}] is 0, the minor is not non-singular")
-            if max(map(last.get, block, repeat(-1)), default=-1) > i:  # then find it, slowly
-                j, v = max((last.get(key, -1), v) for key, v in block.items())
-                raise CertificateError(f"{where}: X[{i}][{j}] = {_show(v)} is above the diagonal")
+        blocks = list(map(G.get, rows, repeat({})))
+        if not all(map(dict.get, blocks, keys)):  # in bulk; then find the first failure
+            i = next(i for i, (b, key) in enumerate(zip(blocks, keys, strict=True)) if not b.get(key))
+            raise CertificateError(f"{where}: X[{i}][{i}] is 0, the minor is not non-singular")
+        tops = list(map(max, map(map, repeat(last.get), blocks, repeat(repeat(-1)))))
+        if any(map(gt, tops, range(len(rows)))):  # the last non-zero column of a row is > i
+            i = next(i for i, top in enumerate(tops) if top > i)
+            j, v = max((last.get(key, -1), v) for key, v in blocks[i].items())
+            raise CertificateError(f"{where}: X[{i}][{j}] = {_show(v)} is above the diagonal")
         return
     X = [block.get(key, 0) for block in (G.get(row, {}) for row in rows) for key in keys]
     det = int(flint.nmod_mat(len(rows), len(rows), X, p).det())
