@@ -46,7 +46,9 @@ m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 wall, cpu = time.perf_counter(), time.process_time()
 code = m.main([sys.argv[2]])
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+status = open("/proc/self/status").read() if sys.platform == "linux" else ""
+hwm = [line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")]
+peak = int(hwm[0]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"rc": code, "seconds": wall, "cpu_seconds": cpu, "peak_mb": peak}))
 """
 
@@ -132,6 +134,63 @@ def full_rank_certificate(
     }  # fmt: skip
 
 
+def relations_certificate(k: int, s: int, *, dense: bool, seed: int = 0) -> dict:
+    """Return a valid Gordan certificate with |N| − s relations of s coefficients each: a k×k
+    pixel kernel, C = 1, D = s; tap i < s is the unit vector e_i (an identity minor), every
+    other tap is Σ x_o·e_o with x ≥ 1 on all s channels (dense) or on one (sparse); y = 1."""
+    rng = random.Random(seed)
+    taps = list(itertools.product(range(k), repeat=2))
+    entries = [[i, 0, *taps[i], 1] for i in range(s)]
+    relations = []
+    for t in taps[s:]:
+        x = [rng.randint(1, 9) for _ in range(s)] if dense else [0] * s
+        if not dense:
+            x[rng.randrange(s)] = rng.randint(1, 9)
+        entries += [[o, 0, *t, v] for o, v in enumerate(x) if v]
+        relations.append({"row": [a - (k - 1) // 2 for a in t], "scale": 1, "coefficients": x})
+    return {
+        "format": "conv-as-attention certificate v1",
+        "claim": {"tokens": "pixel", "kernel_size": [k, k], "patch_size": None,
+                  "dilation": [1, 1], "groups": 1, "in_channels": 1, "out_channels": s,
+                  "heads": s, "grid": None},
+        "witness": {"shape": [s, 1, k, k], "entries": entries},
+        "proof": {"kind": "gordan", "span_dim": s,
+                  "minor": {"kind": "triangular",
+                            "rows": [[a - (k - 1) // 2 for a in t] for t in taps[:s]],
+                            "columns": [[0, 0, 0, 0, 0, o] for o in range(s)]},
+                  "relations": relations, "positive": [1] * s, "obstruction": None},
+    }  # fmt: skip
+
+
+def determinant_certificate(n: int = 2000, seed: int = 0) -> dict:
+    """Return a valid lower-bound certificate with the largest "determinant" minor (n rows): a
+    pixel kernel with ≥ n taps and C = D = ⌈√n⌉, tap i holding one weight v_i at the pair i."""
+    rng, side = random.Random(seed), math.isqrt(n - 1) + 1
+    taps = list(itertools.product(range(side), repeat=2))[:n]
+    values = [rng.randint(1, 10**6) for _ in range(n)]
+    entries = [[i // side, i % side, *t, v] for i, (t, v) in enumerate(zip(taps, values))]
+    return {
+        "format": "conv-as-attention certificate v1",
+        "claim": {"tokens": "pixel", "kernel_size": [side, side], "patch_size": None,
+                  "dilation": [1, 1], "groups": 1, "in_channels": side, "out_channels": side,
+                  "heads_at_least": n},
+        "witness": {"shape": [side, side, side, side], "entries": entries},
+        "proof": {"kind": "determinant", "prime": PRIME,
+                  "det_mod_p": math.prod(v % PRIME for v in values) % PRIME,
+                  "rows": [[a - (side - 1) // 2 for a in t] for t in taps],
+                  "columns": [[0, 0, i % side, 0, 0, i // side] for i in range(n)]},
+    }  # fmt: skip
+
+
+def garbage_text() -> str:
+    """The costliest text the parser accepts before any field is read: MAX_COMMAS numbers in
+    MAX_LISTS lists, each number a separate 7-digit int object, in the largest text admitted."""
+    commas, lists = checker.MAX_COMMAS - 16, checker.MAX_LISTS - 16
+    per, extra = divmod(commas - lists + 1, lists)
+    items = (",".join(map(str, range(10**6, 10**6 + per + (i < extra)))) for i in range(lists))
+    return '{"format":[' + "],[".join(items).join("[]") + "]}"
+
+
 def _nest(flat: list, shape: tuple[int, ...]) -> list:
     """The flat list (C order) as nested lists of `shape`."""
     if len(shape) == 1:
@@ -165,20 +224,22 @@ def worst_cases() -> dict[str, object]:
     }  # fmt: skip
 
 
-def measure(cert: dict, checker_path: Path = CHECKER) -> dict:
-    """Write `cert`, re-check it in a fresh process; return MB, seconds, CPU seconds, peak MB."""
+def measure(cert: dict | str, checker_path: Path = CHECKER, *, valid: bool = True) -> dict:
+    """Write `cert` (or this JSON text), re-check it in a fresh process; return MB, seconds, CPU
+    seconds, peak MB. A valid certificate must verify; garbage (valid=False) must be rejected."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cert.json"
-        text = json.dumps(cert, separators=(",", ":"))
+        text = cert if type(cert) is str else json.dumps(cert, separators=(",", ":"))
         path.write_text(text)
         run = subprocess.run([sys.executable, "-c", _RUNNER, str(checker_path), str(path)],
                              capture_output=True, text=True, check=False)  # fmt: skip
     if run.returncode != 0 or not run.stdout.strip():
         raise RuntimeError(f"the checker failed: {run.stderr.strip()[-500:]}")
     out = json.loads(run.stdout.strip().splitlines()[-1])
-    out.update(megabytes=len(text) / 1e6, summary=run.stdout.strip().splitlines()[0])
-    if out["rc"] != 0:
-        raise RuntimeError(f"the checker rejected a valid certificate: {run.stderr.strip()}")
+    said = run.stdout.strip().splitlines()[0] if out["rc"] == 0 else run.stderr.strip()
+    out.update(megabytes=len(text) / 1e6, summary=said)
+    if (out["rc"] == 0) != valid:
+        raise RuntimeError(f"the checker's verdict is wrong (rc {out['rc']}): {said[:500]}")
     return out
 
 
@@ -196,13 +257,21 @@ def main(argv: list[str] | None = None) -> int:
             resnet_layer4_certificate
         )
         cases.update(worst_cases())
+        cases["most relations (dense): 181×181 pixel taps, D = 64, 32,697 × 64 coefficients"] = (
+            lambda: relations_certificate(181, 64, dense=True))
+        cases["most rows: 256×256 = MAX_ROWS taps, D = 64, 65,472 relations"] = (
+            lambda: relations_certificate(256, 64, dense=False))
+        cases["largest determinant minor: 2000 × 2000"] = determinant_certificate
+        cases["garbage: MAX_COMMAS numbers in MAX_LISTS lists (rejected)"] = garbage_text
     rows = []
     print("| case | MB | re-check | CPU | s per MB | peak RSS |\n|---|---|---|---|---|---|")
     for name, build in cases.items():
         start = time.perf_counter()
         cert = build()  # type: ignore[operator]
         built = time.perf_counter() - start
-        row = {"case": name, **measure(cert, Path(args.checker)), "build_seconds": built}
+        valid = type(cert) is not str
+        row = {"case": name, **measure(cert, Path(args.checker), valid=valid),
+               "build_seconds": built}  # fmt: skip
         del cert
         row["seconds_per_mb"] = row["seconds"] / row["megabytes"]
         rows.append(row)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,67 @@ def test_fingerprinted_relations_accept_the_valid_and_reject_a_forged_relation(m
     forged = {**true, "proof": {**true["proof"], "relations": relations}}
     with pytest.raises(checker.CertificateError, match=r"fingerprint modulo \d+ is"):
         checker.check(forged)
+
+
+# The format's size limits (README "Certificates"): each over-limit input is rejected naming
+# the limit it hits. Limits on the text are lowered here so that the inputs stay small.
+def _text(cert: dict) -> str:
+    return json.dumps(cert, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    ("limit", "mark"), [("MAX_COMMAS", ","), ("MAX_LISTS", "["), ("MAX_OBJECTS", "{")]
+)
+def test_the_text_is_counted_before_parsing_and_each_count_is_named(monkeypatch, limit, mark):
+    checker = _checker()
+    text = _text(_scale_zero_certificate(1))
+    monkeypatch.setattr(checker, limit, text.count(mark))
+    with pytest.raises(checker.CertificateError, match=r"^proof\.relations\[0\]: Σ x_i"):
+        checker.check(checker.parse(text))  # at the limit: parsed, and judged on its blocks
+    monkeypatch.setattr(checker, limit, text.count(mark) - 1)
+    with pytest.raises(checker.CertificateError, match=rf"more than {limit} = "):
+        checker.parse(text)
+
+
+def test_more_than_max_bytes_characters_is_rejected_unparsed(monkeypatch) -> None:
+    checker = _checker()
+    text = _text(_scale_zero_certificate(1))
+    monkeypatch.setattr(checker, "MAX_BYTES", len(text) - 1)
+    with pytest.raises(checker.CertificateError, match=r"more than MAX_BYTES = "):
+        checker.parse(text)
+
+
+def test_witness_limits_name_max_entries_and_max_dense(monkeypatch) -> None:
+    checker = _checker()
+    cert = _scale_zero_certificate(1)
+    monkeypatch.setattr(checker, "MAX_DENSE", 17)  # the witness has 18 entries
+    with pytest.raises(checker.CertificateError, match=r"MAX_DENSE = 17"):
+        checker.check(cert)
+    entries = [[o, 0, i, j, 1] for o in range(2) for i in range(3) for j in range(3)]
+    cert["witness"] = {"shape": [2, 1, 3, 3], "entries": entries}
+    monkeypatch.setattr(checker, "MAX_ENTRIES", 17)
+    with pytest.raises(checker.CertificateError, match=r"MAX_ENTRIES = 17"):
+        checker.check(cert)
+
+
+def test_proof_limits_name_max_rows_and_max_coefficients(monkeypatch) -> None:
+    checker = _checker()
+    monkeypatch.setattr(checker, "MAX_COEFFICIENTS", 7)  # span 1 × 8 other rows of N
+    with pytest.raises(checker.CertificateError, match=r"MAX_COEFFICIENTS = 7"):
+        checker.check(_scale_zero_certificate(1))
+    monkeypatch.setattr(checker, "MAX_ROWS", 8)  # N has 9 rows
+    with pytest.raises(checker.CertificateError, match=r"MAX_ROWS = 8"):
+        checker.check(_scale_zero_certificate(1))
+
+
+def test_the_limits_admit_resnet18s_largest_layer_as_the_producer_writes_it() -> None:
+    # 512 -> 512, 3x3, pixel tokens: a sparse witness of 512·512·9 entries [o, c, i, j, v],
+    # each 5 numbers (4 commas inside, 1 after), one list; G has one non-zero per weight.
+    checker = _checker()
+    entries = 512 * 512 * 9
+    assert entries <= checker.MAX_ENTRIES
+    assert entries <= checker.MAX_NONZEROS
+    assert 5 * entries + 2**10 <= checker.MAX_COMMAS
+    assert entries + 2**10 <= checker.MAX_LISTS
+    # a 3-D kernel at MAX_ENTRIES, 6 numbers an entry, also fits the comma count
+    assert 6 * checker.MAX_ENTRIES + 2**10 <= checker.MAX_COMMAS

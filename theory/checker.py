@@ -24,7 +24,7 @@ What a certificate proves, and how it is verified.
   scale·M_Δ = Σ x_i·M_{rows[i]} with scale ≠ 0 (rank ≤ s); then Gordan's alternative: a y with
   v = Σ_j y_j·X_col_j > 0 on every active row (M_Δ ≠ 0) gives h = s; a z ≥ 0 with Σ z·M_Δ = 0,
   z > 0 on some active row, gives h = s + 1. Relations are checked exactly, or, when that would
-  visit more than 2·10⁷ block entries, by Freivalds' method (`_Fingerprints`: random linear
+  cost more than 10⁶ steps (terms plus block entries), by Freivalds' method (`_Fingerprints`: random linear
   forms modulo two random 62-bit primes drawn at check time; a false relation passes with
   probability < 2^-100), so the cost stays linear in the certificate.
   Rows: N = Π_a {Δ : ∃ e, −(P_a − s_a) ≤ e < P_a, Δ·P_a + e ∈ S_a}
@@ -48,7 +48,7 @@ import random
 import sys
 from array import array
 from itertools import compress, repeat
-from operator import add, floordiv, gt, itemgetter, mod, mul, sub
+from operator import add, eq, floordiv, gt, itemgetter, mod, mul, sub
 from typing import Any
 
 import flint
@@ -58,9 +58,15 @@ FORMAT_STRIDED = "conv-as-attention certificate v2"  # claims with "stride" and 
 BIG = 2**1024  # every integer must satisfy |v| < BIG
 # The format's size limits: every certificate within them re-checks in ≤ 10 s and ≤ 1 GB (README)
 MAX_BYTES = 2**27  # characters of JSON text
-MAX_ENTRIES = 5 * 2**19  # listed entries of a sparse witness (2,621,440)
-MAX_DENSE = 5 * 2**19  # entries of a dense witness, zeros included
+MAX_ENTRIES = 9 * 2**18  # listed entries of a sparse witness: 512·512·9, ResNet-18's largest layer
+MAX_DENSE = MAX_ENTRIES  # entries of a dense witness, zeros included
 MAX_NONZEROS = 5 * 2**19  # non-zeros of G: each weight lands on up to 2^d pairs (Δ, e)
+MAX_ROWS = 2**16  # rows of a minor, and |N| of a Gordan proof
+MAX_COEFFICIENTS = 2**22  # of a Gordan proof's relations: span_dim × (|N| − span_dim)
+# Bounds on the parsed tree, counted in the text before parsing (so no input costs > 1 GB):
+MAX_COMMAS = 6 * MAX_ENTRIES + 2**18  # "," (≈ JSON values): 6 per entry of a 3-D sparse witness
+MAX_LISTS = MAX_ENTRIES + 2**18  # "[": one per sparse entry, the rest for the proof
+MAX_OBJECTS = MAX_ROWS + 2**10  # "{": one per relation, a few more
 COMMON = {"tokens", "kernel_size", "patch_size", "dilation", "groups", "in_channels",
           "out_channels"}  # fmt: skip
 MINOR = {"triangular": {"kind", "rows", "columns"},
@@ -348,6 +354,7 @@ def _minor(m: Any, cl: dict, n: int, where: str, count: str) -> tuple:
     _need(ok, f"{where}.kind: expected 'triangular' or 'determinant', got {_show(kind)}")
     _obj(m, where, MINOR[kind])
     _need(kind != "determinant" or n <= 2000, f"{where}: a determinant minor needs n <= 2000")
+    _need(n <= MAX_ROWS, f"{count} has {n} rows: more than MAX_ROWS = {MAX_ROWS}")
     for name in ("rows", "columns"):
         got = len(m[name]) if type(m[name]) is list else _show(m[name])
         _need(got == n, f"{count} has {got} {name}")
@@ -416,7 +423,7 @@ def _vanishes(G: Blocks, terms: list[tuple[int, Row]], where: str, what: str, cl
                                f"{(tuple(e), c, o)}")  # fmt: skip
 
 
-EXACT_WORK = 2 * 10**7  # block entries visited by exact relation checks before fingerprints
+EXACT_WORK = 10**6  # steps of exact relation checks (terms + block entries) before fingerprints
 
 
 class _Fingerprints:
@@ -444,11 +451,6 @@ class _Fingerprints:
             if flint.fmpz(p).is_prime():
                 return p
 
-    def vanishes(self, terms: list[tuple[int, Row]], where: str, what: str) -> None:
-        for j, p in enumerate(self.primes):
-            total = sum(x * self.f.get(row, (0, 0))[j] for x, row in terms) % p
-            _need(total == 0, f"{where}: {what} is not 0 (its fingerprint modulo {p} is {total})")
-
 
 def _gordan(proof: Any, cl: dict, W: list) -> tuple[int, bool]:
     """Verify a "gordan" proof; return (s, whether a positive vector was given)."""
@@ -466,28 +468,53 @@ def _gordan(proof: Any, cl: dict, W: list) -> tuple[int, bool]:
         _need(all(x in a for x, a in zip(row, axes, strict=True)), f"{where}: not a row of N")
         return row
 
-    rows = [row_of_n(list(x), f"proof.minor.rows[{i}]") for i, x in enumerate(minor[1])]
+    rows = minor[1]
+    if not all(set(x) <= a for x, a in zip(zip(*rows, strict=True), axes, strict=False)):
+        [row_of_n(list(x), f"proof.minor.rows[{i}]") for i, x in enumerate(rows)]
     rel, outside = proof["relations"], math.prod(len(a) for a in axes) - s
+    _need(outside + s <= MAX_ROWS, f"proof.relations: N has {outside + s} rows > MAX_ROWS = {MAX_ROWS}")
+    _need(s * outside <= MAX_COEFFICIENTS, f"proof.relations: {outside} × {s} coefficients: more "
+          f"than MAX_COEFFICIENTS = {MAX_COEFFICIENTS}")  # fmt: skip
     got = len(rel) if type(rel) is list else _show(rel)
     _need(got == outside, f"proof.relations: {got} given, N has {outside} rows outside the minor")
     G = _blocks(W, cl, None)  # its rows are exactly the active rows
     _nonsingular(minor, G, "proof.minor")
-    done = set(rows)
-    work = sum(len(G.get(r, ())) for r in rows) * len(rel)  # exact checks: minor blocks × relations
-    fast = _Fingerprints(G) if work > EXACT_WORK else None
-    for i, item in enumerate(list(rel)):
-        where = f"proof.relations[{i}]"
-        row = row_of_n(_obj(item, where, {"row", "scale", "coefficients"})["row"], f"{where}.row")
-        _need(row not in done, f"{where}.row: {list(row)} is a minor row or listed twice")
-        done.add(row)
-        scale = _int(item["scale"], f"{where}.scale")
-        _need(scale != 0, f"{where}.scale: must not be 0")
-        xs = _ints(item["coefficients"], f"{where}.coefficients", s)
-        terms = [*zip(xs, rows, strict=True), (-scale, row)]
-        if fast is None:
-            _vanishes(G, terms, where, "Σ x_i·M_rows[i] − scale·M_row", cl)
-        else:
-            fast.vanishes(terms, where, "Σ x_i·M_rows[i] − scale·M_row")
+    R, done = list(rel), set(rows)
+    work = (s + sum(len(G.get(r, ())) for r in rows)) * len(R)  # exact: terms + minor blocks
+    ok = set(map(type, R)) <= {dict} and set(map(type, itertools.chain.from_iterable(R))) <= {str}
+    ok = ok and all(map(eq, map(dict.keys, R), repeat({"row", "scale", "coefficients"})))
+    at = (lambda name: [*map(itemgetter(name), R)]) if ok else lambda name: []  # noqa: E731
+    by_row, scales, coefficients = _table(at("row"), d, (1 - BIG,) * d, (BIG - 1,) * d), \
+        at("scale"), at("coefficients")  # fmt: skip
+    xs = _table(coefficients, s, (1 - BIG,) * s, (BIG - 1,) * s)
+    ok = ok and by_row is not None and xs is not None and set(map(type, scales)) <= {int}
+    ok = ok and 0 not in scales and -BIG < min(scales, default=0) and max(scales, default=0) < BIG
+    ok = ok and all(set(x) <= a for x, a in zip(by_row, axes, strict=True))  # type: ignore[arg-type]
+    rel_rows = list(zip(*by_row, strict=True)) if ok and R else []  # type: ignore[misc]
+    if not (ok and len(done.union(rel_rows)) == len(rows) + len(R)):
+        for i, item in enumerate(R):  # name the first bad relation
+            where = f"proof.relations[{i}]"
+            row = row_of_n(_obj(item, where, {"row", "scale", "coefficients"})["row"], f"{where}.row")
+            _need(row not in done, f"{where}.row: {list(row)} is a minor row or listed twice")
+            done.add(row)
+            _need(_int(item["scale"], f"{where}.scale") != 0, f"{where}.scale: must not be 0")
+            _ints(item["coefficients"], f"{where}.coefficients", s)
+    done.update(rel_rows)
+    what = "Σ x_i·M_rows[i] − scale·M_row"
+    if work <= EXACT_WORK:
+        for i, (x, scale, row) in enumerate(zip(coefficients, scales, rel_rows, strict=True)):
+            _vanishes(G, [*zip(x, rows, strict=True), (-scale, row)], f"proof.relations[{i}]", what, cl)
+    elif R:  # Freivalds, in bulk: per prime, Σ_i x_i·f(M_rows[i]) − scale·f(M_row) ≡ 0 for all
+        fast = _Fingerprints(G)
+        for j, p in enumerate(fast.primes):
+            f = lambda r: fast.f.get(r, (0, 0))[j]  # noqa: E731
+            acc = list(map(mul, scales, map(f, rel_rows)))
+            for col, fi in zip(xs, map(f, rows), strict=True):  # type: ignore[arg-type]
+                acc = list(map(sub, acc, map(mul, col, repeat(fi))))
+            if any(map(mod, acc, repeat(p))):
+                i = next(i for i, v in enumerate(acc) if v % p)
+                raise CertificateError(f"proof.relations[{i}]: {what} is not 0 (its fingerprint "
+                                       f"modulo {p} is {-acc[i] % p})")  # fmt: skip
     covered = math.prod(len(a) for a in axes)
     _need(len(done) == covered, f"proof.relations: {len(done)} of the {covered} rows of N covered")
     y, z = proof["positive"], proof["obstruction"]
@@ -582,6 +609,10 @@ def parse(text: str) -> dict:
 
     _need(type(text) is str, f"expected JSON text, got {_show(text)}")
     _need(len(text) <= MAX_BYTES, f"certificate: more than MAX_BYTES = {MAX_BYTES} characters")
+    for mark, cap, name in ((",", MAX_COMMAS, "MAX_COMMAS"), ("[", MAX_LISTS, "MAX_LISTS"),
+                            ("{", MAX_OBJECTS, "MAX_OBJECTS")):  # fmt: skip
+        got = text.count(mark)
+        _need(got <= cap, f"certificate: {got:,} {mark!r} characters, more than {name} = {cap:,}")
     digits = text.encode("utf-8", "replace").translate(bytes.maketrans(b"012345678", b"9" * 9))
     _need(b"9" * 321 not in digits, "integer of > 320 digits")  # never parsed: int() is quadratic
     del digits
