@@ -168,7 +168,8 @@ def determinant_certificate(n: int = 2000, seed: int = 0) -> dict:
     rng, side = random.Random(seed), math.isqrt(n - 1) + 1
     taps = list(itertools.product(range(side), repeat=2))[:n]
     values = [rng.randint(1, 10**6) for _ in range(n)]
-    entries = [[i // side, i % side, *t, v] for i, (t, v) in enumerate(zip(taps, values))]
+    pairs = enumerate(zip(taps, values, strict=True))
+    entries = [[i // side, i % side, *t, v] for i, (t, v) in pairs]
     return {
         "format": "conv-as-attention certificate v1",
         "claim": {"tokens": "pixel", "kernel_size": [side, side], "patch_size": None,

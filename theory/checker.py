@@ -24,9 +24,9 @@ What a certificate proves, and how it is verified.
   scale·M_Δ = Σ x_i·M_{rows[i]} with scale ≠ 0 (rank ≤ s); then Gordan's alternative: a y with
   v = Σ_j y_j·X_col_j > 0 on every active row (M_Δ ≠ 0) gives h = s; a z ≥ 0 with Σ z·M_Δ = 0,
   z > 0 on some active row, gives h = s + 1. Relations are checked exactly, or, when that would
-  cost more than 10⁶ steps (terms plus block entries), by Freivalds' method (`_Fingerprints`: random linear
-  forms modulo two random 62-bit primes drawn at check time; a false relation passes with
-  probability < 2^-100), so the cost stays linear in the certificate.
+  cost more than 10⁶ steps (terms plus block entries), by Freivalds' method (`_Fingerprints`:
+  random linear forms modulo two random 62-bit primes drawn at check time; a false relation
+  passes with probability < 2^-100), so the cost stays linear in the certificate.
   Rows: N = Π_a {Δ : ∃ e, −(P_a − s_a) ≤ e < P_a, Δ·P_a + e ∈ S_a}
   (S_a: the tap offsets δ(t)_a), or with a circular "grid" the residues ρ of N, merged as
   M'_ρ = Σ_{Δ ≡ ρ} M_Δ.
@@ -287,7 +287,8 @@ def _split(ta: int, dil: int, P: int, s: int, pad: int) -> tuple[tuple[int, int]
 def _axes(cl: dict) -> list[list[list[tuple[int, int]]]]:
     """Per axis a and tap t_a: the (Δ_a, or Δ_a modulo the grid; e_a's part of the key offset)
     with Δ_a·P_a + e_a = δ(t)_a. An entry class (e, c, o) has the key (ε·D + o)·C + c, where
-    ε = Σ_a (e_a + P_a − s_a)·R_a is e's index in Π_a [−(P_a − s_a), P_a), R_a = Π_b>a (2P_b − s_b)."""
+    ε = Σ_a (e_a + P_a − s_a)·R_a is e's index in Π_a [−(P_a − s_a), P_a),
+    R_a = Π_b>a (2P_b − s_b)."""
     grid, out, R = cl["grid"] or (0,) * cl["d"], [], cl["C"] * cl["D"]
     for a in reversed(range(cl["d"])):
         P, s, m = cl["P"][a], cl["s"][a], grid[a]
@@ -310,8 +311,9 @@ def _blocks(W: list, cl: dict, keep: set[Row] | None) -> Blocks:
     """G's non-zero entries on the rows in `keep` (all rows if None), merged modulo the grid.
     Without a grid no two weights reach one (row, key): a block is a dict of the tap's, shifted."""
     k, ts, blocks = cl["k"], [t for t, _ in W], [block for _, block in W]
-    lands = [list(map(ax.__getitem__, map(mod, map(floordiv, ts, repeat(math.prod(k[a + 1 :]))),
-                                          repeat(k[a])))) for a, ax in enumerate(_axes(cl))]  # fmt: skip
+    digits = [map(mod, map(floordiv, ts, repeat(math.prod(k[a + 1 :]))), repeat(k[a]))
+              for a in range(len(k))]  # per axis, t_a of each tap  # fmt: skip
+    lands = [list(map(ax.__getitem__, t_a)) for ax, t_a in zip(_axes(cl), digits, strict=True)]
     if all(len(x) == 1 for ax in _axes(cl) for x in ax):  # one (Δ, e) per tap: in bulk
         pairs = [[pair[0] for pair in la] for la in lands]
         rows = zip(*[map(itemgetter(0), x) for x in pairs], strict=True)
@@ -330,7 +332,7 @@ def _blocks(W: list, cl: dict, keep: set[Row] | None) -> Blocks:
         for row, off in to:
             if keep is not None and row not in keep:
                 continue
-            src = dict(zip(map(add, block, repeat(off)), block.values(), strict=False)) if off else block
+            src = dict(zip(map(add, block, repeat(off)), block.values())) if off else block  # noqa: B905
             if row not in G:
                 G[row] = src
                 (own.add(row) if src is not block else None)
@@ -341,7 +343,7 @@ def _blocks(W: list, cl: dict, keep: set[Row] | None) -> Blocks:
                 G[row].update(src)
             else:
                 acc = G[row]
-                acc.update(zip(src, map(add, map(acc.get, src, repeat(0)), src.values()), strict=False))
+                acc.update(zip(src, map(add, map(acc.get, src, repeat(0)), src.values())))  # noqa: B905
     if cl["grid"] is not None:
         G = {row: {key: v for key, v in block.items() if v} for row, block in G.items()}
     return {row: block for row, block in G.items() if block}
@@ -365,15 +367,16 @@ def _minor(m: Any, cl: dict, n: int, where: str, count: str) -> tuple:
     by_col = _table(m["columns"], 2 * d + 2, (0,) * (2 * d + 2), bounds)
     if by_row is None or by_col is None:  # name the first bad one
         [_ints(x, f"{where}.rows[{i}]", d) for i, x in enumerate(m["rows"])]
-        [_ints(x, f"{where}.columns[{j}]", 2 * d + 2, 0, bounds) for j, x in enumerate(m["columns"])]
+        for j, x in enumerate(m["columns"]):
+            _ints(x, f"{where}.columns[{j}]", 2 * d + 2, 0, bounds)
     rows = list(zip(*by_row, strict=True)) if n else []
     if len(set(rows)) < n or len(set(zip(*by_col, strict=True))) < n:
         _distinct(rows, f"{where}.rows", "offset")
         _distinct(list(map(tuple, m["columns"])), f"{where}.columns", "column")
     eps: Any = repeat(0)  # the key (ε·D + o)·C + c of each column's entry class (see `_axes`)
-    for a, (P, s) in enumerate(zip(P, S, strict=True)):  # ε += e_a + P − s, e_a = a_a − s·b_a
+    for a, (Pa, s) in enumerate(zip(P, S, strict=True)):  # ε += e_a + P − s, e_a = a_a − s·b_a
         e = map(sub, by_col[a], map(mul, by_col[d + 1 + a], repeat(s)))
-        eps = map(add, map(mul, eps, repeat(2 * P - s)), map(add, e, repeat(P - s)))
+        eps = map(add, map(mul, eps, repeat(2 * Pa - s)), map(add, e, repeat(Pa - s)))
     C, D = cl["C"], cl["D"]
     keys = list(map(add, map(mul, map(add, map(mul, eps, repeat(D)), by_col[-1]), repeat(C)),
                     by_col[d])) if n else []  # fmt: skip
@@ -392,7 +395,7 @@ def _nonsingular(minor: tuple, G: Blocks, where: str) -> None:
         last = {key: j for j, key in enumerate(keys)}  # the last column of each entry class
         blocks = list(map(G.get, rows, repeat({})))
         if not all(map(dict.get, blocks, keys)):  # in bulk; then find the first failure
-            i = next(i for i, (b, key) in enumerate(zip(blocks, keys, strict=True)) if not b.get(key))
+            i = next(i for i, (b, key) in enumerate(zip(blocks, keys)) if not b.get(key))  # noqa: B905
             raise CertificateError(f"{where}: X[{i}][{i}] is 0, the minor is not non-singular")
         tops = list(map(max, map(map, repeat(last.get), blocks, repeat(repeat(-1)))))
         if any(map(gt, tops, range(len(rows)))):  # the last non-zero column of a row is > i
@@ -439,7 +442,7 @@ class _Fingerprints:
         self.primes = [self._prime(rng), self._prime(rng)]
         keys = list(set().union(*G.values()))
         raw = array("Q", os.urandom(8 * len(keys))), array("Q", os.urandom(8 * len(keys)))
-        w = [dict(zip(keys, map(mod, r, repeat(p)), strict=False)) for r, p in zip(raw, self.primes, strict=False)]
+        w = [dict(zip(keys, map(mod, r, repeat(p)))) for r, p in zip(raw, self.primes)]  # noqa: B905
         self.f = {row: tuple(sum(map(mul, block.values(), map(wp.__getitem__, block))) % p
                              for wp, p in zip(w, self.primes, strict=True))
                   for row, block in G.items()}  # fmt: skip
@@ -472,7 +475,8 @@ def _gordan(proof: Any, cl: dict, W: list) -> tuple[int, bool]:
     if not all(set(x) <= a for x, a in zip(zip(*rows, strict=True), axes, strict=False)):
         [row_of_n(list(x), f"proof.minor.rows[{i}]") for i, x in enumerate(rows)]
     rel, outside = proof["relations"], math.prod(len(a) for a in axes) - s
-    _need(outside + s <= MAX_ROWS, f"proof.relations: N has {outside + s} rows > MAX_ROWS = {MAX_ROWS}")
+    _need(outside + s <= MAX_ROWS, f"proof.relations: N has {outside + s} rows: more than "
+          f"MAX_ROWS = {MAX_ROWS}")  # fmt: skip
     _need(s * outside <= MAX_COEFFICIENTS, f"proof.relations: {outside} × {s} coefficients: more "
           f"than MAX_COEFFICIENTS = {MAX_COEFFICIENTS}")  # fmt: skip
     got = len(rel) if type(rel) is list else _show(rel)
@@ -483,7 +487,7 @@ def _gordan(proof: Any, cl: dict, W: list) -> tuple[int, bool]:
     work = (s + sum(len(G.get(r, ())) for r in rows)) * len(R)  # exact: terms + minor blocks
     ok = set(map(type, R)) <= {dict} and set(map(type, itertools.chain.from_iterable(R))) <= {str}
     ok = ok and all(map(eq, map(dict.keys, R), repeat({"row", "scale", "coefficients"})))
-    at = (lambda name: [*map(itemgetter(name), R)]) if ok else lambda name: []  # noqa: E731
+    at = (lambda name: [*map(itemgetter(name), R)]) if ok else lambda name: []
     by_row, scales, coefficients = _table(at("row"), d, (1 - BIG,) * d, (BIG - 1,) * d), \
         at("scale"), at("coefficients")  # fmt: skip
     xs = _table(coefficients, s, (1 - BIG,) * s, (BIG - 1,) * s)
@@ -494,20 +498,23 @@ def _gordan(proof: Any, cl: dict, W: list) -> tuple[int, bool]:
     if not (ok and len(done.union(rel_rows)) == len(rows) + len(R)):
         for i, item in enumerate(R):  # name the first bad relation
             where = f"proof.relations[{i}]"
-            row = row_of_n(_obj(item, where, {"row", "scale", "coefficients"})["row"], f"{where}.row")
+            _obj(item, where, {"row", "scale", "coefficients"})
+            row = row_of_n(item["row"], f"{where}.row")
             _need(row not in done, f"{where}.row: {list(row)} is a minor row or listed twice")
             done.add(row)
             _need(_int(item["scale"], f"{where}.scale") != 0, f"{where}.scale: must not be 0")
             _ints(item["coefficients"], f"{where}.coefficients", s)
+        _need(False, "proof.relations: not a list of relations")  # unreachable: named above
     done.update(rel_rows)
     what = "Σ x_i·M_rows[i] − scale·M_row"
     if work <= EXACT_WORK:
         for i, (x, scale, row) in enumerate(zip(coefficients, scales, rel_rows, strict=True)):
-            _vanishes(G, [*zip(x, rows, strict=True), (-scale, row)], f"proof.relations[{i}]", what, cl)
+            terms = [*zip(x, rows, strict=True), (-scale, row)]
+            _vanishes(G, terms, f"proof.relations[{i}]", what, cl)
     elif R:  # Freivalds, in bulk: per prime, Σ_i x_i·f(M_rows[i]) − scale·f(M_row) ≡ 0 for all
         fast = _Fingerprints(G)
         for j, p in enumerate(fast.primes):
-            f = lambda r: fast.f.get(r, (0, 0))[j]  # noqa: E731
+            f = lambda r, j=j: fast.f.get(r, (0, 0))[j]  # noqa: E731
             acc = list(map(mul, scales, map(f, rel_rows)))
             for col, fi in zip(xs, map(f, rows), strict=True):  # type: ignore[arg-type]
                 acc = list(map(sub, acc, map(mul, col, repeat(fi))))
