@@ -11,7 +11,9 @@ streamed with a `[step]` prefix:
    and the gather path at 224² and 512² pixel tokens);
 4. `figures --only cost_gpu` → figures/cost_gpu.png, .svg;
 5. a short digits run of the CMHSA pipeline on CUDA (2 + 2 epochs, one seed) into a temporary
-   folder.
+   folder;
+6. the same run data-parallel under torchrun (one process on the GPU, nccl);
+7. the same run in mixed precision (`--amp bf16`).
 
 It writes benchmarks/results/gpu-cuda.json: the GPU's name and, per step, the command, its exit
 code (null when it ran out of time), seconds and the tail of its output. Exit status 0 when every
@@ -54,14 +56,18 @@ class Step:
 
 def steps(pipeline_out: str) -> list[Step]:
     """Return the steps in order; budgets sum to 450 s, leaving room for start-up."""
+    short = ("train", "--device", "cuda", "--dataset", "digits", "--phase1-epochs", "2",
+             "--phase2-epochs", "2", "--seeds", "0", "--quiet")  # fmt: skip
     return [
-        Step("pytest", ("-m", "pytest", "checks/", "--gpu", "-q"), 230),
+        Step("pytest", ("-m", "pytest", "checks/", "--gpu", "-q"), 190),
         Step("errors", ("-m", "benchmarks.errors", "--device", "cuda", "--cases", "40"), 40),
         Step("constructions", ("-m", "benchmarks.constructions", "--device", "cuda"), 70),
         Step("figure", ("-m", "figures", "--only", "cost_gpu"), 80),
-        Step("pipeline", ("-m", "pipeline", "train", "--device", "cuda", "--dataset", "digits",
-                          "--phase1-epochs", "2", "--phase2-epochs", "2", "--seeds", "0",
-                          "--quiet", "--out", pipeline_out), 30),
+        Step("pipeline", ("-m", "pipeline", *short, "--out", f"{pipeline_out}/plain"), 30),
+        Step("pipeline-ddp", ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                              "1", "-m", "pipeline", *short, "--out", f"{pipeline_out}/ddp"), 20),
+        Step("pipeline-amp", ("-m", "pipeline", *short, "--amp", "bf16",
+                              "--out", f"{pipeline_out}/amp"), 20),
     ]  # fmt: skip
 
 

@@ -509,7 +509,8 @@ def test_gpu_benchmark_dry_run_prints_every_step_without_running_it() -> None:
     assert done.returncode == 0, done.stderr
     for step in ("pytest checks/ --gpu", "benchmarks.errors --device cuda",
                  "benchmarks.constructions --device cuda", "figures --only cost_gpu",
-                 "pipeline train"):  # fmt: skip
+                 "pipeline train", "torch.distributed.run --standalone --nproc_per_node 1",
+                 "--amp bf16"):  # fmt: skip
         assert step in done.stdout, step
 
 

@@ -55,3 +55,19 @@ def test_a_cifar_folder_without_its_files_names_the_files(capsys, tmp_path) -> N
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.search(r"cifar-100-python' with the files \['train', 'test'\]",
                                        err[0]), err  # fmt: skip
+
+
+def test_every_pipeline_command_in_the_readme_parses() -> None:
+    """Each `python -m pipeline …` / `torchrun … -m pipeline …` line of the README is valid."""
+    import shlex
+    from pathlib import Path
+
+    from pipeline.cli import _parser
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    commands = re.findall(r"^(?:python|torchrun) [^\n]*-m pipeline ([^\n`]*)$", readme, re.M)
+    assert len(commands) >= 5, commands
+    for command in commands:
+        argv = [a for a in shlex.split(command.replace("…", "")) if a]
+        args = _parser().parse_args(argv)
+        assert args.command in ("train", "finetune"), command

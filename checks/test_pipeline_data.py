@@ -97,7 +97,7 @@ def test_cifar_needs_a_data_dir_and_unknown_datasets_are_rejected() -> None:
                        r"data_dir"):
         load_dataset("cifar10")
     with pytest.raises(ValueError, match=r"^dataset='mnist': expected one of \('digits', "
-                       r"'cifar10', 'cifar100'\)"):
+                       r"'cifar10', 'cifar100', 'imagefolder'\)"):
         load_dataset("mnist")
 
 

@@ -14,14 +14,14 @@ import torch
 from checks.test_pipeline_data import write_cifar
 from pipeline.cli import main
 from pipeline.data import load_cifar
+from pipeline.loop import augment_batch as _augment
+from pipeline.loop import evaluate
+from pipeline.loop import schedule as _schedule
 from pipeline.model import ViTConfig
 from pipeline.train import (
     ARMS,
     TRANSFER_TOLERANCE,
     TrainConfig,
-    _augment,
-    _schedule,
-    evaluate,
     load_checkpoint,
     run_comparison,
     train_arm,

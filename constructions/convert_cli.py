@@ -44,11 +44,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def load_model(spec: str) -> nn.Module:
+def load_model(spec: str, num_classes: int | None = None) -> nn.Module:
     """Return the model named by `torchvision:NAME`, `timm:NAME` or `module.path:factory`.
 
     Weights are random (nothing downloads); `--weights` loads a state_dict afterwards.
+    `num_classes` (if given) is passed to the constructor / factory as `num_classes=`.
     """
+    extra = {} if num_classes is None else {"num_classes": num_classes}
     source, sep, name = spec.partition(":")
     if not sep or not source or not name:
         raise ValueError(
@@ -59,13 +61,13 @@ def load_model(spec: str) -> nn.Module:
 
         if name not in torchvision.models.list_models():
             raise ValueError(f"--model {spec!r}: torchvision has no model {name!r}")
-        model = torchvision.models.get_model(name, weights=None)
+        model = torchvision.models.get_model(name, weights=None, **extra)
     elif source == "timm":
         import timm
 
         if not timm.is_model(name):
             raise ValueError(f"--model {spec!r}: timm has no model {name!r}")
-        model = timm.create_model(name, pretrained=False)
+        model = timm.create_model(name, pretrained=False, **extra)
     else:
         try:
             module = importlib.import_module(source)
@@ -74,7 +76,10 @@ def load_model(spec: str) -> nn.Module:
         factory = getattr(module, name, None)
         if not callable(factory):
             raise ValueError(f"--model {spec!r}: {source} has no callable {name!r}")
-        model = factory()
+        try:
+            model = factory(**extra)
+        except TypeError as e:
+            raise ValueError(f"--model {spec!r}: {name}(**{extra}) failed ({e})") from e
     if not isinstance(model, nn.Module):
         raise TypeError(f"--model {spec!r} gave a {type(model).__name__}, not a torch.nn.Module")
     return model

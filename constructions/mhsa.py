@@ -76,6 +76,13 @@ def attention_reference(
     return torch.softmax(logits, dim=-1) @ v
 
 
+def _autocast_to(x: torch.Tensor) -> bool:
+    """Return whether `x` has the dtype of an autocast region active on its device (mixed
+    precision: the projections then run in that dtype, as every nn.Linear does)."""
+    kind = x.device.type
+    return torch.is_autocast_enabled(kind) and x.dtype == torch.get_autocast_dtype(kind)
+
+
 def check_tokens(
     x: object,
     num_tokens: int,
@@ -97,7 +104,7 @@ def check_tokens(
         raise ValueError(
             f"x has shape {tuple(x.shape)}; this {owner} takes tokens (B, {num_tokens}, {width})"
         )
-    if x.dtype != weight.dtype:
+    if x.dtype != weight.dtype and not _autocast_to(x):
         raise TypeError(
             f"x has dtype {x.dtype} but the {owner}'s weights are {weight.dtype}; "
             f"convert one of them (e.g. {owner}.to(x.dtype))"

@@ -93,3 +93,66 @@ move: lo hi; case: (ceil_div r P) => [|[|c']] lo hi.
   move: hi h2; rewrite -subn1 => /leP hi /leP h2; move/ltP: P0 => h0.
   by apply/ltP; nlia.
 Qed.
+
+(** The neighbourhood as a list. Along one axis: the shifted offsets
+    ⌊(p + δ_i)/P⌋ + c over the positions p < P and taps i < 2m+1; in 2-D: the
+    pairs of them over positions (p1, p2) and taps (i1, i2), i.e.
+    N(S, P) = {(⌊(p1 + δ_i1)/P1⌋, ⌊(p2 + δ_i2)/P2⌋)}, shifted by (c1, c2). *)
+Definition pos_taps (P m : nat) : seq (nat * nat) :=
+  [seq (p, i) | p <- iota 0 P, i <- iota 0 (2 * m).+1].
+
+Definition N_axis (P dil m : nat) : seq nat :=
+  undup [seq shifted_offset P dil m u.1 u.2 | u <- pos_taps P m].
+
+Definition N_2d (P1 dil1 m1 P2 dil2 m2 : nat) : seq (nat * nat) :=
+  undup [seq (shifted_offset P1 dil1 m1 u.1 u.2, shifted_offset P2 dil2 m2 v.1 v.2)
+        | u <- pos_taps P1 m1, v <- pos_taps P2 m2].
+
+Lemma mem_N_axis P dil m e : 0 < P -> 0 < dil -> dil <= P ->
+  (e \in N_axis P dil m) = (e <= 2 * ceil_div (dil * m) P).
+Proof.
+move=> P0 d0 dP; have [lo hi] := neighbourhood_axis m P0 d0 dP.
+rewrite mem_undup; apply/mapP/idP.
+  case=> [[p i]] /allpairsP [[p' i'] /= [pP ik [-> ->]]] ->.
+  move: pP ik; rewrite !mem_iota !add0n !leq0n /= => pP ik.
+  by move: ik; rewrite -[0 :: _]/(iota 0 (2 * m).+1) mem_iota add0n => ik; exact: lo.
+move=> e2c; have [p [i [pP ik <-]]] := hi e e2c.
+by exists (p, i) => //; apply/allpairsP; exists (p, i); rewrite !mem_iota.
+Qed.
+
+(** |N_a| = 2⌈r/P⌉ + 1 along each axis (odd k = 2m+1, 1 <= dil <= P, r = dil·m). *)
+Theorem N_axis_size P dil m : 0 < P -> 0 < dil -> dil <= P ->
+  size (N_axis P dil m) = (2 * ceil_div (dil * m) P).+1.
+Proof.
+move=> P0 d0 dP; rewrite -(size_iota 0 (2 * ceil_div (dil * m) P).+1).
+apply: perm_size; apply: uniq_perm; [exact: undup_uniq | exact: iota_uniq |].
+by move=> e; rewrite mem_N_axis // mem_iota add0n ltnS.
+Qed.
+
+(** In 2-D, N = N_1 × N_2, so |N| = |N_1|·|N_2| = (2c1+1)(2c2+1). *)
+Theorem N_2d_product P1 dil1 m1 P2 dil2 m2 :
+  N_2d P1 dil1 m1 P2 dil2 m2 =i [seq (x, y) | x <- N_axis P1 dil1 m1, y <- N_axis P2 dil2 m2]
+  /\ size (N_2d P1 dil1 m1 P2 dil2 m2)
+     = size (N_axis P1 dil1 m1) * size (N_axis P2 dil2 m2).
+Proof.
+have memE : N_2d P1 dil1 m1 P2 dil2 m2
+    =i [seq (x, y) | x <- N_axis P1 dil1 m1, y <- N_axis P2 dil2 m2].
+  move=> [x y]; rewrite mem_undup; apply/allpairsP/allpairsP.
+    move=> [[u v] /= [uL vL [-> ->]]].
+    by exists (shifted_offset P1 dil1 m1 u.1 u.2, shifted_offset P2 dil2 m2 v.1 v.2);
+      rewrite /N_axis !mem_undup; split => //; apply: map_f.
+  move=> [[x' y'] /=]; rewrite /N_axis !mem_undup => -[/mapP [u uL ->] /mapP [v vL ->] ->].
+  by exists (u, v).
+split=> //; rewrite -(size_allpairs pair); apply: perm_size; apply: uniq_perm => //.
+- exact: undup_uniq.
+- by apply: allpairs_uniq; rewrite ?undup_uniq // => -[? ?] [? ?] _ _ [-> ->].
+Qed.
+
+(** |N(S, P)| = (2⌈r1/P1⌉ + 1)(2⌈r2/P2⌉ + 1) in 2-D (odd kernels, 1 <= dil_a <= P_a). *)
+Theorem N_2d_size P1 dil1 m1 P2 dil2 m2 :
+  0 < P1 -> 0 < dil1 -> dil1 <= P1 -> 0 < P2 -> 0 < dil2 -> dil2 <= P2 ->
+  size (N_2d P1 dil1 m1 P2 dil2 m2)
+  = (2 * ceil_div (dil1 * m1) P1).+1 * (2 * ceil_div (dil2 * m2) P2).+1.
+Proof.
+by move=> *; rewrite (N_2d_product P1 dil1 m1 P2 dil2 m2).2 !N_axis_size.
+Qed.

@@ -16,7 +16,12 @@ import torch
 
 from constructions.validate import positive_int
 from pipeline.data import DATASETS, load_dataset, subsample
+from pipeline.distributed import setup
+from pipeline.finetune import add_parser as add_finetune_parser
+from pipeline.loop import AMP_MODES
 from pipeline.model import ViTConfig
+from pipeline.options import check_device, check_world, fail
+from pipeline.resume import load_resume
 from pipeline.train import ARMS, TrainConfig, run_comparison
 
 __all__ = ["DATASET_DEFAULTS", "main"]
@@ -52,6 +57,8 @@ DATASET_DEFAULTS: dict[str, dict] = {
     ),
 }
 DATASET_DEFAULTS["cifar100"] = DATASET_DEFAULTS["cifar10"]
+DATASET_DEFAULTS["imagefolder"] = {**DATASET_DEFAULTS["cifar10"], "patch_size": 16}
+RESUME_IGNORES = ("device", "workers", "threads")  # may change between a run and its resume
 
 
 def _defaults_text(name: str, d: dict) -> str:
@@ -98,21 +105,25 @@ def _check_options(args: argparse.Namespace, opt: dict) -> None:
     if any(seed < 0 for seed in args.seeds):
         raise ValueError(f"--seeds {args.seeds}: expected integers >= 0")
     if args.dataset != "digits" and args.data_dir is None:
+        held = {"cifar10": "cifar-10-batches-py/", "cifar100": "cifar-100-python/"}
         raise ValueError(
             f"--dataset {args.dataset} needs --data-dir: the folder holding "
-            + ("cifar-10-batches-py/" if args.dataset == "cifar10" else "cifar-100-python/")
+            + held.get(args.dataset, "train/<class>/ and val/<class>/")
             + " (nothing is downloaded)"
         )
+    if args.image_size is not None and args.dataset != "imagefolder":
+        raise ValueError(
+            f"--image-size {args.image_size}: only --dataset imagefolder is resized "
+            f"({args.dataset} images keep their size)"
+        )
+    if args.image_size is not None and args.image_size < 1:
+        raise ValueError(f"--image-size {args.image_size}: expected an integer >= 1")
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers {args.workers}: expected an integer >= 0")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise ValueError(f"--data-dir {args.data_dir}: no such folder")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        raise ValueError(f"--device {args.device!r}: expected cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: no CUDA GPU is available here; use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {args.device!r}: expected cpu, cuda or cuda:N")
+    check_world(opt["batch_size"])
+    check_device(args.device)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,7 +144,19 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         default=None,
-        help="folder holding cifar-10-batches-py/ or cifar-100-python/ (CIFAR only)",
+        help="folder holding cifar-10-batches-py/ or cifar-100-python/ (CIFAR), or "
+        "train/<class>/*.png|jpg and val/<class>/... (imagefolder)",
+    )
+    t.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="imagefolder only: train crops and val centre crops of this size (default 224)",
+    )
+    t.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="imagefolder: leave out images that do not open (default: stop, naming the first)",
     )
     t.add_argument(
         "--train-size",
@@ -175,7 +198,28 @@ def _parser() -> argparse.ArgumentParser:
         help="random flips and 4-pixel shifts (default: on for CIFAR)",
     )
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    t.add_argument(
+        "--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)"
+    )
+    t.add_argument(
+        "--amp",
+        choices=AMP_MODES,
+        default="off",
+        help="mixed precision: torch.autocast in bf16, or fp16 with a GradScaler",
+    )
+    t.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="DataLoader workers for imagefolder (default 4 on CUDA, 0 on CPU)",
+    )
+    t.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="continue the run whose --out was DIR from its last epoch (same options)",
+    )
     t.add_argument(
         "--threads",
         type=int,
@@ -187,33 +231,70 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="output folder (default runs/<dataset>-cmhsa<K>)"
     )
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_finetune_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Return the comparison log after running `python -m pipeline train ...` with `argv`."""
+    """Return the comparison log after running `python -m pipeline train ...` with `argv`.
+
+    Under `torchrun` every rank runs this; rank 0 alone prints, logs and writes.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "finetune":
+        from pipeline.finetune import run_cli
+
+        return run_cli(args, parser)
     defaults = DATASET_DEFAULTS[args.dataset]
     opt = {
         k: (defaults[k] if getattr(args, k, None) is None else getattr(args, k)) for k in defaults
     }
+    out = args.resume or args.out or Path("runs") / f"{args.dataset}-cmhsa{args.kernel_size}"
     try:  # every bad option: one line naming it, exit 2 (argparse's convention)
         _check_options(args, opt)
         if opt["threads"] is not None:
             torch.set_num_threads(positive_int(opt["threads"], "threads"))
-        data = load_dataset(args.dataset, args.data_dir)
+        data = load_dataset(
+            args.dataset,
+            args.data_dir,
+            image_size=args.image_size,
+            augment=bool(opt["augment"]),
+            skip_unreadable=args.skip_unreadable,
+        )
         data = subsample(data, opt["train_size"] or None)
         vit_config, config = _configs(args, opt, data)
+        options = _options(args, opt, vit_config, config)
+        resume = load_resume(args.resume, options, RESUME_IGNORES) if args.resume else None
     except (ValueError, TypeError, OSError) as err:
-        options = {a.dest for a in parser._subparsers._group_actions[0].choices["train"]._actions}
-        sys.stderr.write(f"python -m pipeline train: error: {_as_option(str(err), options)}\n")
-        raise SystemExit(2) from None
+        fail(parser, "train", err)
+    world = setup(config.device)
     arms = list(ARMS) if args.arm == "all" else [args.arm]
-    out = args.out or Path("runs") / f"{args.dataset}-cmhsa{args.kernel_size}"
-    log = run_comparison(arms, data, vit_config, config, args.seeds, out, progress=not args.quiet)
+    try:
+        log = run_comparison(
+            arms,
+            data,
+            vit_config,
+            config,
+            args.seeds,
+            out,
+            progress=not args.quiet,
+            world=world,
+            options=options,
+            resume=resume,
+        )
+    finally:
+        world.close()
+    if world.main:
+        print(_summary_text(log, args, config, data, out), file=sys.stdout)
+    return log
+
+
+def _summary_text(
+    log: dict, args: argparse.Namespace, config: TrainConfig, data: object, out: Path
+) -> str:
     lines = [
-        f"{data.name}, {len(data.train_y)} training images, CMHSA-{args.kernel_size}, "
+        f"{data.name}, {len(data.train_y)} training images, CMHSA-{args.kernel_size}, "  # type: ignore[attr-defined]
         f"{config.phase1_epochs}+{config.phase2_epochs} epochs, seeds {args.seeds}:"
     ]
     for arm, s in log["summary"].items():
@@ -222,8 +303,25 @@ def main(argv: list[str] | None = None) -> dict:
             f"(min {s['min']:.4f}, max {s['max']:.4f})"
         )
     lines.append(f"log: {out / 'log.json'}; curves: {out / 'curves.png'}")
-    print("\n".join(lines), file=sys.stdout)
-    return log
+    return "\n".join(lines)
+
+
+def _options(
+    args: argparse.Namespace, opt: dict, vit_config: ViTConfig, config: TrainConfig
+) -> dict:
+    """Return the settings a resumed run must share with the run it continues."""
+    from dataclasses import asdict
+
+    return {
+        "dataset": args.dataset,
+        "data_dir": None if args.data_dir is None else str(args.data_dir.resolve()),
+        "image_size": args.image_size,
+        "train_size": opt["train_size"],
+        "arms": args.arm,
+        "seeds": list(args.seeds),
+        "vit_config": vit_config.to_dict(),
+        "train_config": asdict(config),
+    }
 
 
 def _configs(args: argparse.Namespace, opt: dict, data: object) -> tuple[ViTConfig, TrainConfig]:
@@ -251,13 +349,11 @@ def _configs(args: argparse.Namespace, opt: dict, data: object) -> tuple[ViTConf
         qk_std=args.qk_std,
         augment=opt["augment"],
         device=args.device,
+        amp=args.amp,
+        workers=args.workers if args.workers is not None else (4 if _on_cuda(args) else 0),
     )
     return vit_config, config
 
 
-def _as_option(message: str, options: set[str]) -> str:
-    """Return `message` with a leading `name=value` written as the option `--name value`."""
-    head, sep, rest = message.partition("=")
-    if sep and head in options:
-        return f"--{head.replace('_', '-')} {rest}"
-    return message
+def _on_cuda(args: argparse.Namespace) -> bool:
+    return args.dataset == "imagefolder" and args.device.startswith("cuda")

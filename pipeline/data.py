@@ -1,5 +1,8 @@
 """Image classification data for the pipeline: sklearn digits (shipped), CIFAR-10/100 (local files).
 
+An image folder (`--dataset imagefolder`) is read by `pipeline.folder`; both kinds give uint8
+batches through `batches(split, batch_size, sampler)` and `probe(n)`.
+
 Nothing is downloaded. `digits` is scikit-learn's copy of the UCI handwritten digits (1797 8×8
 grey images, values 0..16) that ships inside the package. CIFAR is read from the standard
 python-pickle release under `--data-dir`:
@@ -17,18 +20,31 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
+from torch.utils.data import Sampler
 
 from constructions.validate import positive_int
 
-__all__ = ["DATASETS", "ImageData", "load_cifar", "load_dataset", "load_digits", "subsample"]
+if TYPE_CHECKING:
+    from pipeline.folder import FolderData
 
-DATASETS = ("digits", "cifar10", "cifar100")
+__all__ = [
+    "DATASETS",
+    "ImageData",
+    "balanced_indices",
+    "load_cifar",
+    "load_dataset",
+    "load_digits",
+    "subsample",
+]
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 
 _CIFAR = {
     "cifar10": dict(
@@ -69,11 +85,49 @@ class ImageData:
         """Return (C, H, W)."""
         return tuple(self.train_x.shape[1:])
 
+    augments_itself: ClassVar[bool] = False  # the training loop flips and shifts (`augment`)
+
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """Return (x / max_value − mean) / std as float32, per channel, on x's device."""
         mean = self.mean.to(x.device)[:, None, None]
         std = self.std.to(x.device)[:, None, None]
         return (x.float() / self.max_value - mean) / std
+
+    def batches(
+        self,
+        split: str,
+        batch_size: int,
+        sampler: Sampler | None = None,
+        *,
+        workers: int = 0,
+        pin_memory: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Return an iterator of (uint8 images, labels) batches of `split` ("train" or "test").
+
+        In memory: each batch is one index into the tensors (`sampler` order, else in order).
+        """
+        xs, ys = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
+        order = list(sampler) if sampler is not None else range(len(ys))
+        for start in range(0, len(order), batch_size):
+            idx = torch.as_tensor(order[start : start + batch_size], dtype=torch.int64)
+            yield xs[idx], ys[idx]
+
+    def probe(self, n: int) -> torch.Tensor:
+        """Return the first `n` test images (uint8)."""
+        return self.test_x[:n]
+
+    def subset(self, keep: np.ndarray) -> ImageData:
+        """Return the data with only the training images at indices `keep` (statistics redone)."""
+        keep = np.sort(np.asarray(keep, dtype=np.int64))
+        return _make(
+            self.name,
+            self.train_x[keep].numpy(),
+            self.train_y.numpy()[keep],
+            self.test_x.numpy(),
+            self.test_y.numpy(),
+            self.num_classes,
+            self.max_value,
+        )
 
 
 def _make(
@@ -205,25 +259,60 @@ def load_cifar(name: str, data_dir: str | Path) -> ImageData:
     return _make(name, train_x, train_y, test_x, test_y, spec["classes"], 255.0)
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> ImageData:
-    """Return the dataset `name` in DATASETS (`data_dir` is needed for CIFAR only)."""
+def load_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    image_size: int | None = None,
+    augment: bool = True,
+    skip_unreadable: bool = False,
+) -> ImageData | FolderData:
+    """Return the dataset `name` in DATASETS (`data_dir` for CIFAR and imagefolder).
+
+    `image_size`, `augment` and `skip_unreadable` are for "imagefolder" (`pipeline.folder`).
+    """
     if name not in DATASETS:
         raise ValueError(f"dataset={name!r}: expected one of {DATASETS}")
+    if image_size is not None and name != "imagefolder":
+        raise ValueError(
+            f"image_size={image_size}: only --dataset imagefolder is resized; {name} images "
+            "keep their own size"
+        )
     if name == "digits":
         return load_digits()
     if data_dir is None:
+        held = _CIFAR[name]["folder"] if name in _CIFAR else "train/ and val/"
         raise ValueError(
             f"dataset={name!r} is read from local files: pass data_dir (--data-dir) pointing to "
-            f"the folder that holds {_CIFAR[name]['folder']!r}"
+            f"the folder that holds {held!r}"
         )
+    if name == "imagefolder":
+        from pipeline.folder import load_imagefolder
+
+        size = positive_int(224 if image_size is None else image_size, "image_size")
+        return load_imagefolder(data_dir, size, augment=augment, skip_unreadable=skip_unreadable)
     return load_cifar(name, data_dir)
+
+
+def balanced_indices(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """Return `size` sorted indices of `labels`, class-balanced (round-robin over classes)."""
+    n = len(labels)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    # Round-robin over classes: the k-th image of every class before the (k+1)-th of any.
+    rank = np.empty(n, dtype=np.int64)
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        rank[members] = np.arange(len(members))
+    return np.sort(order[np.lexsort((np.arange(n), rank[order]))][:size])
 
 
 def subsample(data: ImageData, train_size: int | None, seed: int = 0) -> ImageData:
     """Return `data` with a class-balanced subset of `train_size` training images (None: all).
 
     The subset is a fixed function of `seed` (the same for every training seed by default), and
-    the normalisation statistics are recomputed on it; the test images are unchanged.
+    the normalisation statistics are recomputed on it (in memory); the test images are
+    unchanged. Works for `ImageData` and `pipeline.folder.FolderData` alike.
     """
     if train_size is None:
         return data
@@ -231,21 +320,4 @@ def subsample(data: ImageData, train_size: int | None, seed: int = 0) -> ImageDa
     train_size = positive_int(train_size, "train_size")
     if train_size > n:
         raise ValueError(f"train_size={train_size} exceeds the {n} training images of {data.name}")
-    y = data.train_y.numpy()
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n)
-    # Round-robin over classes: the k-th image of every class before the (k+1)-th of any.
-    rank = np.empty(n, dtype=np.int64)
-    for c in np.unique(y):
-        members = order[y[order] == c]
-        rank[members] = np.arange(len(members))
-    keep = np.sort(order[np.lexsort((np.arange(n), rank[order]))][:train_size])
-    return _make(
-        data.name,
-        data.train_x[keep].numpy(),
-        y[keep],
-        data.test_x.numpy(),
-        data.test_y.numpy(),
-        data.num_classes,
-        data.max_value,
-    )
+    return data.subset(balanced_indices(data.train_y.numpy(), train_size, seed))

@@ -15,21 +15,19 @@ CUDA kernels sum in a varying order).
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from tqdm import tqdm
 
-from pipeline.data import ImageData
+from pipeline.distributed import World
+from pipeline.loop import AMP_MODES, Phase, evaluate, train_phase
 from pipeline.model import ViT, ViTConfig
+from pipeline.resume import Checkpointer, rng_state, set_rng_state
 from pipeline.transfer import logit_error, transfer
 
 __all__ = [
@@ -37,7 +35,6 @@ __all__ = [
     "TRANSFER_TOLERANCE",
     "TrainConfig",
     "attention_on_targets",
-    "evaluate",
     "load_checkpoint",
     "run_comparison",
     "summarise",
@@ -65,6 +62,8 @@ class TrainConfig:
     augment: bool = False  # random flips and 4-pixel shifts (CIFAR)
     device: str = "cpu"
     eval_batch_size: int = 1000
+    amp: str = "off"  # "bf16" or "fp16": torch.autocast (fp16 with a GradScaler)
+    workers: int = 0  # DataLoader workers for ImageFolder data
 
     def __post_init__(self) -> None:
         for name in ("phase1_epochs", "phase2_epochs", "warmup_epochs"):
@@ -87,6 +86,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp={self.amp!r}: expected one of {AMP_MODES}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ValueError(f"workers must be an integer >= 0, got {self.workers!r}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device={self.device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -112,136 +115,6 @@ class TrainConfig:
                 if e > 0
             ]
         raise ValueError(f"arm={arm!r}: expected one of {ARMS}")
-
-
-# -- one phase -------------------------------------------------------------------------------
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Return AdamW groups: decay on weight matrices, none on biases, norms and bias tables."""
-    decay, plain = [], []
-    for name, p in model.named_parameters():
-        leaf = name.rsplit(".", 1)[-1]
-        no_decay = p.ndim < 2 or leaf in ("rel_bias", "sink_bias") or leaf.startswith("b_")
-        (plain if no_decay else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
-
-
-def _schedule(step: int, total: int, warmup: int) -> float:
-    """Return the learning-rate factor at `step`: linear warm-up, then cosine decay to 0."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _augment(x: torch.Tensor, generator: torch.Generator, shift: int = 4) -> torch.Tensor:
-    """Return x (B, C, H, W) randomly flipped left-right and shifted by up to `shift` pixels."""
-    B, _, H, W = x.shape
-    flip = torch.rand(B, generator=generator) < 0.5
-    dy, dx = (torch.randint(0, 2 * shift + 1, (2, B), generator=generator)).to(x.device)
-    x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
-    padded = F.pad(x, (shift, shift, shift, shift))  # zeros = the mean after normalising
-    rows = dy[:, None] + torch.arange(H, device=x.device)  # (B, H)
-    cols = dx[:, None] + torch.arange(W, device=x.device)  # (B, W)
-    b = torch.arange(B, device=x.device)[:, None, None]
-    out = padded.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
-    return out.permute(0, 3, 1, 2)
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    data: ImageData,
-    device: torch.device,
-    batch_size: int = 1000,
-    split: str = "test",
-) -> tuple[float, float]:
-    """Return (mean cross-entropy, accuracy) of `model` on the `split` images of `data`."""
-    xs, ys = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
-    model.eval()
-    loss = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
-    for start in range(0, len(ys), batch_size):
-        x = data.normalise(xs[start : start + batch_size].to(device))
-        y = ys[start : start + batch_size].to(device)
-        logits = model(x)
-        loss += F.cross_entropy(logits, y, reduction="sum").double()
-        correct += (logits.argmax(1) == y).sum()
-    return loss.item() / len(ys), correct.item() / len(ys)
-
-
-def _train_phase(
-    model: nn.Module,
-    data: ImageData,
-    config: TrainConfig,
-    *,
-    epochs: int,
-    lr: float,
-    generator: torch.Generator,
-    device: torch.device,
-    desc: str,
-    first_epoch: int,
-    phase: int,
-    progress: bool,
-) -> list[dict]:
-    """Train `model` in place for `epochs` epochs; return one record per epoch."""
-    n = len(data.train_y)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = epochs * steps_per_epoch
-    warmup = min(config.warmup_epochs * steps_per_epoch, total // 2)
-    optimiser = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _schedule(s, total, warmup))
-    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    history = []
-    bar = tqdm(
-        range(epochs),
-        desc=desc,
-        file=sys.stderr,
-        disable=not progress,
-        leave=True,
-        dynamic_ncols=True,
-    )
-    for epoch in bar:
-        start = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        current_lr = scheduler.get_last_lr()[0]
-        for s in range(steps_per_epoch):
-            idx = order[s * config.batch_size : (s + 1) * config.batch_size]
-            x = data.normalise(train_x[idx])
-            if config.augment:
-                x = _augment(x, generator)
-            y = train_y[idx]
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
-            loss_sum += loss.detach().double() * len(idx)
-            correct += (logits.detach().argmax(1) == y).sum()
-        train_loss = loss_sum.item() / n
-        if not math.isfinite(train_loss):
-            raise RuntimeError(
-                f"{desc}: the training loss became {train_loss} at epoch "
-                f"{epoch + 1}; lower the learning rate (lr={lr})"
-            )
-        test_loss, test_acc = evaluate(model, data, device, config.eval_batch_size)
-        record = dict(
-            epoch=first_epoch + epoch + 1,
-            phase=phase,
-            lr=current_lr,
-            train_loss=train_loss,
-            train_acc=correct.item() / n,
-            test_loss=test_loss,
-            test_acc=test_acc,
-            seconds=time.perf_counter() - start,
-        )
-        history.append(record)
-        bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.3f}")
-    bar.close()
-    return history
 
 
 # -- one arm ---------------------------------------------------------------------------------
@@ -300,48 +173,100 @@ def attention_on_targets(model: ViT, images: torch.Tensor, masks: list[torch.Ten
     return sum(mass) / len(mass)
 
 
+def _model_for(arm: str, phase: int, vit_config: ViTConfig, config: TrainConfig) -> ViT:
+    """Return a ViT of the structure the arm has in `phase` (a resumed run loads into it)."""
+    mixer = config.phases(arm)[phase - 1][0]
+    if arm == "two-phase" and mixer == "mhsa" and config.phase1_epochs > 0:
+        return transfer(ViT(vit_config, "conv"), beta=config.beta)  # the transferred layers
+    return ViT(vit_config, mixer)
+
+
 def train_arm(
     arm: str,
-    data: ImageData,
+    data: object,
     vit_config: ViTConfig,
     config: TrainConfig,
     seed: int,
     *,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    world: World | None = None,
+    resume: dict | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> dict:
     """Return the record {arm, seed, history, final_test_acc, transfer} of one training run.
 
     T2 is used at the phase switch of the `two-phase` arm: the exact transfer must
     give the convolutional model's logits to `TRANSFER_TOLERANCE` (float64), else RuntimeError.
     Checkpoints go to `out_dir/checkpoints/{arm}-seed{seed}-phase{n}.pt` when `out_dir` is set.
+    `world` runs it data-parallel (`pipeline.distributed`); `on_epoch(state)` gets, after every
+    epoch, the arm's whole state, and `resume=state` continues from it (bit for bit on CPU).
     """
+    world = world or World(device=torch.device(config.device))
     phases = config.phases(arm)
-    device = torch.device(config.device)
+    device = world.device
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = ViT(vit_config, phases[0][0]).to(device)
+    first_phase = 1 if resume is None else resume["phase"]
+    model = _model_for(arm, first_phase, vit_config, config).to(device)
     history: list[dict] = []
     record: dict = {"arm": arm, "seed": seed, "transfer": None}
+    masks = None
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        history, record, masks = list(resume["history"]), dict(resume["record"]), resume["masks"]
+        set_rng_state(generator, resume["rng"])
     for n, (mixer, epochs, lr) in enumerate(phases, start=1):
+        if n < first_phase:
+            continue
         if mixer == "mhsa" and model.mixer_kind == "conv":
-            record["transfer"] = _switch(model, data, config, generator, device)
+            record["transfer"] = _switch(model, data, config, generator, world)
             model, masks = record["transfer"].pop("model"), record["transfer"].pop("masks")
-        desc = f"{arm} seed {seed} phase {n}/{len(phases)} ({mixer})"
-        history += _train_phase(
-            model,
-            data,
-            config,
+
+        def checkpoint(state: dict, n: int = n, model: ViT = model, masks: object = masks) -> None:
+            history.append(state.pop("record"))
+            if on_epoch is not None:
+                on_epoch(
+                    {
+                        **state,
+                        "arm": arm,
+                        "seed": seed,
+                        "phase": n,
+                        "model": model.state_dict(),
+                        "history": history,
+                        "record": record,
+                        "masks": masks,
+                        "rng": rng_state(generator),
+                    }
+                )
+
+        phase = Phase(
             epochs=epochs,
             lr=lr,
-            generator=generator,
-            device=device,
-            desc=desc,
-            first_epoch=len(history),
+            batch_size=config.batch_size,
+            weight_decay=config.weight_decay,
+            warmup_epochs=config.warmup_epochs,
+            seed=seed,
+            augment=config.augment,
+            amp=config.amp,
+            eval_batch_size=config.eval_batch_size,
+            workers=config.workers,
+            first_epoch=sum(e for _, e, _ in phases[: n - 1]),
             phase=n,
-            progress=progress,
+            desc=f"{arm} seed {seed} phase {n}/{len(phases)} ({mixer})",
         )
-        if out_dir is not None:
+        state = resume if resume is not None and n == first_phase else None
+        train_phase(
+            model,
+            data,
+            phase,
+            generator=generator,
+            world=world,
+            progress=progress,
+            state=state,
+            on_epoch=checkpoint,
+        )
+        if out_dir is not None and world.main:
             _save(
                 Path(out_dir) / "checkpoints" / f"{arm}-seed{seed}-phase{n}.pt",
                 model,
@@ -350,37 +275,45 @@ def train_arm(
                 phase=n,
                 epochs=len(history),
             )
-    if record["transfer"] is not None:
-        probe = data.normalise(data.test_x[:_PROBE_SIZE].to(device))
+    if record["transfer"] is not None and masks is not None and world.main:
+        probe = data.normalise(data.probe(_PROBE_SIZE).to(device))  # type: ignore[attr-defined]
         record["transfer"]["attention_on_targets_end"] = attention_on_targets(model, probe, masks)
+    record["transfer"] = world.broadcast(record["transfer"])
     record["history"] = history
     record["final_test_acc"] = history[-1]["test_acc"]
     return record
 
 
 def _switch(
-    conv_vit: ViT,
-    data: ImageData,
-    config: TrainConfig,
-    generator: torch.Generator,
-    device: torch.device,
+    conv_vit: ViT, data: object, config: TrainConfig, generator: torch.Generator, world: World
 ) -> dict:
-    """Return {model: the phase-2 start, and the measured errors} for a trained `conv_vit`."""
-    probe = data.normalise(data.test_x[:_PROBE_SIZE].to(device))
+    """Return {model: the phase-2 start, and the measured errors} for a trained `conv_vit`.
+
+    Rank 0 builds the start (its W_Q/W_K draw) and checks the exact transfer in float64; the
+    result is broadcast, and DDP then starts every rank from rank 0's weights.
+    """
+    device = world.device
+    if not world.main:
+        record = world.broadcast(None)
+        if "error" in record:  # type: ignore[operator]
+            raise RuntimeError(record["error"])  # type: ignore[index]
+        start = transfer(conv_vit, beta=config.beta)  # the structure; DDP sends the weights
+        return {**record, "model": start, "masks": None}  # type: ignore[dict-item]
+    probe = data.normalise(data.probe(_PROBE_SIZE).to(device))  # type: ignore[attr-defined]
     exact = transfer(conv_vit, dtype=torch.float64)
     exact_error = logit_error(exact, conv_vit, probe)
     if not exact_error <= TRANSFER_TOLERANCE:
-        raise RuntimeError(
+        message = (
             f"the exact transfer changed the logits by {exact_error:.3e} (relative, float64) > "
             f"{TRANSFER_TOLERANCE:.0e}: the MHSA model does not equal the convolutional one"
         )
+        world.broadcast({"error": message})
+        raise RuntimeError(message)
     start = transfer(conv_vit, beta=config.beta, qk_std=config.qk_std, generator=generator)
     _, acc_before = evaluate(conv_vit, data, device, config.eval_batch_size)
     _, acc_after = evaluate(start, data, device, config.eval_batch_size)
     masks = _target_masks(exact)
-    return {
-        "model": start,
-        "masks": masks,
+    record = {
         "exact_logit_error": exact_error,
         "start_logit_error": logit_error(start, conv_vit, probe),
         "beta": config.beta,
@@ -389,6 +322,8 @@ def _switch(
         "test_acc_start": acc_after,
         "attention_on_targets_start": attention_on_targets(start, probe, masks),
     }
+    world.broadcast(record)
+    return {**record, "model": start, "masks": masks}
 
 
 # -- the comparison --------------------------------------------------------------------------
@@ -410,7 +345,7 @@ def summarise(runs: list[dict]) -> dict[str, dict]:
 
 def run_comparison(
     arms: list[str],
-    data: ImageData,
+    data: object,
     vit_config: ViTConfig,
     config: TrainConfig,
     seeds: list[int],
@@ -418,47 +353,80 @@ def run_comparison(
     *,
     progress: bool = True,
     plot: bool = True,
+    world: World | None = None,
+    options: dict | None = None,
+    resume: dict | None = None,
 ) -> dict:
     """Return the log of every (arm, seed) run; write `log.json`, `curves.png` and checkpoints.
 
     The log holds the configs, each run's per-epoch history and transfer errors, and `summary`
-    (`summarise`). Written after every run, so an interrupted comparison keeps what it has.
+    (`summarise`). Written after every epoch with `out_dir/resume.pt` (`pipeline.resume`), so a
+    killed comparison continues with `resume=` that state. `options` (the run's settings, for
+    the resume check) default to the configs. Rank 0 alone writes.
     """
     for arm in arms:
         if arm not in ARMS:
             raise ValueError(f"arm={arm!r}: expected one of {ARMS}")
     if not seeds:
         raise ValueError("seeds must name at least one seed, got []")
+    world = world or World(device=torch.device(config.device))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    log = {
-        "dataset": data.name,
-        "train_size": len(data.train_y),
-        "test_size": len(data.test_y),
-        "vit_config": vit_config.to_dict(),
-        "train_config": asdict(config),
-        "arms": list(arms),
-        "seeds": list(seeds),
-        "parameters": {
-            m: sum(p.numel() for p in ViT(vit_config, m).parameters()) for m in ("conv", "mhsa")
-        },
-        "environment": {
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "device": config.device,
-        },
-        "runs": [],
-    }
-    started = time.perf_counter()
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+    options = options or {"vit_config": vit_config.to_dict(), "train_config": asdict(config)}
+    log = (
+        resume["log"]
+        if resume is not None
+        else {
+            "dataset": data.name,  # type: ignore[attr-defined]
+            "train_size": len(data.train_y),  # type: ignore[attr-defined]
+            "test_size": len(data.test_y),  # type: ignore[attr-defined]
+            "vit_config": vit_config.to_dict(),
+            "train_config": asdict(config),
+            "arms": list(arms),
+            "seeds": list(seeds),
+            "parameters": {
+                m: sum(p.numel() for p in ViT(vit_config, m).parameters()) for m in ("conv", "mhsa")
+            },
+            "environment": {
+                "torch": str(torch.__version__),
+                "threads": torch.get_num_threads(),
+                "device": config.device,
+                "world_size": world.size,
+            },
+            "runs": [],
+            "seconds": 0.0,
+        }
+    )
+    saver = Checkpointer(out, options, log, world)
+    started = time.perf_counter() - log["seconds"]
+    done = {(r["arm"], r["seed"]) for r in log["runs"]}
+    current = resume["current"] if resume is not None else None
     for seed in seeds:
         for arm in arms:
+            if (arm, seed) in done:
+                continue
+            state = (
+                current if current and (current["arm"], current["seed"]) == (arm, seed) else None
+            )
             log["runs"].append(
-                train_arm(arm, data, vit_config, config, seed, out_dir=out, progress=progress)
+                train_arm(
+                    arm,
+                    data,
+                    vit_config,
+                    config,
+                    seed,
+                    out_dir=out,
+                    progress=progress,
+                    world=world,
+                    resume=state,
+                    on_epoch=saver.save,
+                )
             )
             log["summary"] = summarise(log["runs"])
             log["seconds"] = time.perf_counter() - started
-            (out / "log.json").write_text(json.dumps(log, indent=1))
-    if plot:
+            saver.save(None)
+    if plot and world.main:
         from pipeline.plots import write_curves
 
         write_curves(log, out / "curves.png")
