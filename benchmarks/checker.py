@@ -1,19 +1,23 @@
 """`python -m benchmarks.checker`: the stand-alone checker's time and memory at the format's limits.
 
-Each case is a valid certificate built here, written to a file and re-checked by
-`python theory/checker.py FILE` in a fresh process (so the peak resident set, from
-`resource.getrusage`, is the checker's own: interpreter, JSON text, parsed tree and work):
+Each case is written to a file and re-checked by `python theory/checker.py FILE` in a fresh
+process; the peak resident set is that process's own (VmHWM: interpreter, JSON text, parsed
+tree and work). Valid certificates must verify, garbage must be rejected:
 
 * the audit's slow Gordan case: pixel k = 128, C = D = 256, two dense taps D_0 and D_1 = D_0 + E,
   every other tap the single entry E, so each of the 16,382 relations E = D_1 − D_0 uses both
   dense minor rows (exact checks would visit ≈ 2·10⁹ entries; the checker hashes each block once);
 * a ResNet-18 layer-4 convolution (3×3, 512 → 512, pixel tokens, stride 1) as the producer writes
-  it: `minimum_heads` of a random float32 kernel, 2,359,296 witness entries;
+  it: `minimum_heads` of a random float32 kernel, 2,359,296 witness entries (= MAX_ENTRIES);
 * the worst sparse and the worst dense witness the limits admit: MAX_ENTRIES (MAX_DENSE) weights of
   a 3×3×3 pixel kernel, in random order (sparse), with the longest values that keep the text
-  within MAX_BYTES, and a Gordan proof (rank 27 = |N|, a positive vector) that builds every block.
+  within MAX_BYTES, and a Gordan proof (rank 27 = |N|, a positive vector) that builds every block;
+* the most relations and the most rows: Gordan proofs with 32,697 relations of 64 non-zero
+  coefficients (and 2.1 M witness entries), and with |N| = MAX_ROWS;
+* the largest determinant minor (2000 × 2000);
+* garbage: MAX_COMMAS numbers in MAX_LISTS lists, the costliest text the parser takes in.
 
-Prints a table and writes benchmarks/results/checker.json.
+Prints a table and writes checker.json to benchmarks/results (runs/benchmarks with --quick).
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ from pathlib import Path
 
 import flint
 
+from benchmarks._timing import save_json
 from theory import checker
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CHECKER = Path(checker.__file__).resolve()
 PRIME = 1_000_000_007
 
@@ -246,7 +250,9 @@ def measure(cert: dict | str, checker_path: Path = CHECKER, *, valid: bool = Tru
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.checker", description=__doc__)
-    parser.add_argument("--out", default=str(RESULTS), help="folder for checker.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for checker.json (default: benchmarks/results, "
+                             "or runs/benchmarks with --quick)")  # fmt: skip
     parser.add_argument("--checker", default=str(CHECKER), help="checker.py to measure")
     parser.add_argument("--quick", action="store_true", help="the audit's case only")
     args = parser.parse_args(argv)
@@ -280,9 +286,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['cpu_seconds']:.2f} s | {row['seconds_per_mb']:.3f} | "
               f"{row['peak_mb']:.0f} MB |", flush=True)  # fmt: skip
     limits = {name: getattr(checker, name) for name in dir(checker) if name.startswith("MAX_")}
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    report = {"limits": limits, "cases": rows}
-    (Path(args.out) / "checker.json").write_text(json.dumps(report, indent=2) + "\n")
+    path = save_json("checker", {"limits": limits, "cases": rows}, quick=args.quick, out=args.out)
+    print(f"wrote {path}")
     return 0
 
 

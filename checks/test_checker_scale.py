@@ -140,3 +140,47 @@ def test_the_limits_admit_resnet18s_largest_layer_as_the_producer_writes_it() ->
     assert entries + 2**10 <= checker.MAX_LISTS
     # a 3-D kernel at MAX_ENTRIES, 6 numbers an entry, also fits the comma count
     assert 6 * checker.MAX_ENTRIES + 2**10 <= checker.MAX_COMMAS
+
+
+# The producer and `recheck` keep to the same limits: no certificate is written that the
+# stand-alone checker would refuse, and no file is read past its bound.
+def test_the_producer_refuses_a_witness_over_max_entries_and_convert_says_why(monkeypatch):
+    import theory.certificates as certificates
+    from theory.conversion import layer_theory
+
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1, bias=False)  # 144 non-zero weights
+    monkeypatch.setattr(certificates, "DENSE_WITNESS_MAX", 0)  # write it as listed entries
+    monkeypatch.setattr(certificates, "MAX_ENTRIES", 143)
+    with pytest.raises(certificates.CertificateError, match=r"144 non-zero weights.*MAX_ENTRIES"):
+        minimum_heads(conv)
+    report = layer_theory("conv", conv, None)
+    assert report["generic"] == 9
+    assert "minimum" not in report
+    assert "MAX_ENTRIES = 143" in report["note"]
+
+
+def test_recheck_of_a_certificate_applies_the_text_limits_of_a_file(monkeypatch) -> None:
+    import theory.checker as checker
+    from theory import recheck
+
+    cert = minimum_heads(torch.nn.Conv2d(2, 2, 3, padding=1, bias=False)).certificate
+    commas = cert.to_json().count(",")
+    assert recheck(cert)["heads"] >= 1
+    monkeypatch.setattr(checker, "MAX_COMMAS", commas - 1)
+    with pytest.raises(checker.CertificateError, match=r"more than MAX_COMMAS"):
+        recheck(cert)
+
+
+def test_recheck_reads_no_file_past_its_bound(monkeypatch, tmp_path) -> None:
+    from theory import recheck
+
+    reading = importlib.import_module("theory.recheck")  # the module, not theory.recheck()
+
+    monkeypatch.setattr(reading, "MAX_FILE", 1000)
+    path = tmp_path / "big.json"
+    path.write_text(" " * 1001)
+    with pytest.raises(reading.CertificateError, match=r"big\.json: more than 1,000 bytes"):
+        recheck(path)
+    if Path("/dev/zero").exists():  # endless: read up to the bound, then refused
+        with pytest.raises(reading.CertificateError, match=r"more than 1,000 bytes"):
+            recheck(Path("/dev/zero"))

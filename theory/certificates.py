@@ -81,8 +81,8 @@ class Certificate:
         """Return the certificate as JSON text (and write it to `path` if given)."""
         text = json.dumps(self.data, separators=(",", ":"))
         if len(text) > MAX_BYTES:
-            raise ValueError(f"the certificate has {len(text):,} characters of JSON; the format "
-                             f"admits at most MAX_BYTES = {MAX_BYTES:,}")  # fmt: skip
+            raise CertificateError(f"no certificate: {len(text):,} characters of JSON, more than "
+                                   f"the format's MAX_BYTES = {MAX_BYTES:,}")  # fmt: skip
         if path is not None:
             Path(path).write_text(text)
         return text
@@ -126,8 +126,8 @@ def witness_json(weight: np.ndarray) -> list | dict:
         return weight.tolist()  # Python ints, also from an object array of big integers
     index = np.argwhere(weight != 0)
     if len(index) > MAX_ENTRIES:
-        raise ValueError(f"the witness has {len(index):,} non-zero weights; the format admits at "
-                         f"most MAX_ENTRIES = {MAX_ENTRIES:,}")  # fmt: skip
+        raise CertificateError(f"no certificate: the witness has {len(index):,} non-zero weights, "
+                               f"more than the format's MAX_ENTRIES = {MAX_ENTRIES:,}")  # fmt: skip
     entries = [[*map(int, i), int(weight[tuple(i)])] for i in index]
     return {"shape": list(weight.shape), "entries": entries}
 
@@ -155,8 +155,8 @@ def _determinant_proof(
     """Return (proof, rank, method): a minor of G non-zero mod p, |minor| = rank G."""
     offsets, e_axes, G = live_coefficients(weight, Ps, groups=shape.groups, **shape.geometry())
     if np.count_nonzero(G) > MAX_NONZEROS:
-        raise ValueError(f"G has {np.count_nonzero(G):,} non-zeros; the format admits at most "
-                         f"MAX_NONZEROS = {MAX_NONZEROS:,}")  # fmt: skip
+        raise CertificateError(f"no certificate: G has {np.count_nonzero(G):,} non-zeros, more "
+                               f"than the format's MAX_NONZEROS = {MAX_NONZEROS:,}")  # fmt: skip
     upper = structural_bound(shape, Ps)
     result = exact_rank(G, upper=upper)
     rows, cols = nonsingular_minor(G, result.rank, seed)
@@ -252,8 +252,8 @@ def recheck(cert: Certificate | dict | str | Path) -> dict:
     never a file name. The check is done by `theory.checker` alone (stdlib + python-flint):
     nothing of the producer is trusted. Several certificates give {"summary", "reports"}.
     """
-    if isinstance(cert, Certificate):
-        obj, source = cert.data, "certificate"
+    if isinstance(cert, Certificate):  # as a file would hold it: its text's limits apply too
+        obj, source = parse(cert.to_json()), "certificate"
     elif type(cert) is dict:
         obj, source = cert, "certificate"
     elif isinstance(cert, Path):
