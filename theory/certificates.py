@@ -29,7 +29,7 @@ from torch import nn
 
 from constructions.geometry import neighbourhood_size
 from theory.bounds import KernelShape, concrete_kernel, kernel_shape, patch_sizes, structural_bound
-from theory.checker import CertificateError, parse
+from theory.checker import MAX_BYTES, MAX_ENTRIES, MAX_NONZEROS, MAX_ROWS, CertificateError, parse
 from theory.coefficients import live_coefficients
 from theory.exact import PRIME, det_mod_p, exact_rank, integer_matrix, nonsingular_minor
 from theory.recheck import check_all, read_file, read_json, summary_of
@@ -51,7 +51,7 @@ __all__ = [
 FORMAT = "conv-as-attention certificate v1"
 FORMAT_STRIDED = "conv-as-attention certificate v2"  # claims with "stride" and "padding"
 DENSE_WITNESS_MAX = 1 << 16  # larger witnesses are written as their non-zero entries
-MAX_CERTIFIED_ROWS = 1 << 20  # offsets (rows of G) a certificate may list
+MAX_CERTIFIED_ROWS = MAX_ROWS  # offsets (rows of G) a certificate may list: the format's limit
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,9 @@ class Certificate:
     def to_json(self, path: str | Path | None = None) -> str:
         """Return the certificate as JSON text (and write it to `path` if given)."""
         text = json.dumps(self.data, separators=(",", ":"))
+        if len(text) > MAX_BYTES:
+            raise CertificateError(f"no certificate: {len(text):,} characters of JSON, more than "
+                                   f"the format's MAX_BYTES = {MAX_BYTES:,}")  # fmt: skip
         if path is not None:
             Path(path).write_text(text)
         return text
@@ -122,6 +125,9 @@ def witness_json(weight: np.ndarray) -> list | dict:
     if weight.size <= DENSE_WITNESS_MAX:
         return weight.tolist()  # Python ints, also from an object array of big integers
     index = np.argwhere(weight != 0)
+    if len(index) > MAX_ENTRIES:
+        raise CertificateError(f"no certificate: the witness has {len(index):,} non-zero weights, "
+                               f"more than the format's MAX_ENTRIES = {MAX_ENTRIES:,}")  # fmt: skip
     entries = [[*map(int, i), int(weight[tuple(i)])] for i in index]
     return {"shape": list(weight.shape), "entries": entries}
 
@@ -148,6 +154,9 @@ def _determinant_proof(
 ) -> tuple[dict, int, str]:
     """Return (proof, rank, method): a minor of G non-zero mod p, |minor| = rank G."""
     offsets, e_axes, G = live_coefficients(weight, Ps, groups=shape.groups, **shape.geometry())
+    if np.count_nonzero(G) > MAX_NONZEROS:
+        raise CertificateError(f"no certificate: G has {np.count_nonzero(G):,} non-zeros, more "
+                               f"than the format's MAX_NONZEROS = {MAX_NONZEROS:,}")  # fmt: skip
     upper = structural_bound(shape, Ps)
     result = exact_rank(G, upper=upper)
     rows, cols = nonsingular_minor(G, result.rank, seed)
@@ -243,8 +252,8 @@ def recheck(cert: Certificate | dict | str | Path) -> dict:
     never a file name. The check is done by `theory.checker` alone (stdlib + python-flint):
     nothing of the producer is trusted. Several certificates give {"summary", "reports"}.
     """
-    if isinstance(cert, Certificate):
-        obj, source = cert.data, "certificate"
+    if isinstance(cert, Certificate):  # as a file would hold it: its text's limits apply too
+        obj, source = parse(cert.to_json()), "certificate"
     elif type(cert) is dict:
         obj, source = cert, "certificate"
     elif isinstance(cert, Path):

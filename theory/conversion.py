@@ -52,7 +52,7 @@ def layer_theory(
         result = minimum_heads(conv, patch_size)
         recheck(result.certificate)  # never report what the stand-alone checker rejects
     except CertificateError as e:
-        return {**out, "note": f"minimum not reported: the checker rejected it ({e})"}
+        return {**out, "note": f"minimum not reported: {e}"}  # too large, or rejected
     out["minimum"] = result.heads
     if certify_dir is not None:
         path = Path(certify_dir) / f"{name}.json"

@@ -14,12 +14,13 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from theory.checker import CertificateError, check
+from theory.checker import MAX_BYTES, CertificateError, check
 
 __all__ = ["certificates_in", "check_all", "read_file", "read_json", "summary_of"]
 
 MAX_DIGITS = 320  # an integer longer than this is no certificate entry (the format's bound)
 SHOWN = 80  # characters of unparsable text quoted in a message
+MAX_FILE = 4 * MAX_BYTES  # bytes of a file read (a wrapper may hold several certificates)
 _ENTRY = "a `bounds --json` entry or `minimum --json` row"
 
 
@@ -140,9 +141,12 @@ def check_all(obj: object, source: str) -> list[dict]:
 def read_file(path: Path) -> object:
     """Return the parsed JSON of a file, or raise naming the file (binary, unreadable, not JSON)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE + 1)  # never more: a special file like /dev/zero stays cheap
     except OSError as err:
         raise CertificateError(f"cannot read {path}: {err.strerror or err}") from None
+    if len(data) > MAX_FILE:
+        raise CertificateError(f"{path}: more than {MAX_FILE:,} bytes (4 × the format's MAX_BYTES)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
