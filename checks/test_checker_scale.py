@@ -164,11 +164,13 @@ def test_recheck_of_a_certificate_applies_the_text_limits_of_a_file(monkeypatch)
     from theory import recheck
 
     cert = minimum_heads(torch.nn.Conv2d(2, 2, 3, padding=1, bias=False)).certificate
-    commas = cert.to_json().count(",")
+    text = cert.to_json()
     assert recheck(cert)["heads"] >= 1
-    monkeypatch.setattr(checker, "MAX_COMMAS", commas - 1)
-    with pytest.raises(checker.CertificateError, match=r"more than MAX_COMMAS"):
-        recheck(cert)
+    assert recheck(text)["heads"] >= 1
+    monkeypatch.setattr(checker, "MAX_COMMAS", text.count(",") - 1)
+    for given in (cert, text):  # the object and its text, as `theory recheck FILE` reads it
+        with pytest.raises(checker.CertificateError, match=r"more than MAX_COMMAS"):
+            recheck(given)
 
 
 def test_recheck_reads_no_file_past_its_bound(monkeypatch, tmp_path) -> None:

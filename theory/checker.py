@@ -604,6 +604,15 @@ def check(cert: Any) -> dict:
     return {"claim": claim, "heads": n, "span_dim": s, "proof": kind, "summary": summary}
 
 
+def text_limits(text: str) -> None:
+    """Reject a certificate's text over MAX_BYTES characters or the counts that bound its tree."""
+    _need(len(text) <= MAX_BYTES, f"certificate: more than MAX_BYTES = {MAX_BYTES} characters")
+    for mark, cap, name in ((",", MAX_COMMAS, "MAX_COMMAS"), ("[", MAX_LISTS, "MAX_LISTS"),
+                            ("{", MAX_OBJECTS, "MAX_OBJECTS")):  # fmt: skip
+        got = text.count(mark)
+        _need(got <= cap, f"certificate: {got:,} {mark!r} characters, more than {name} = {cap:,}")
+
+
 @_paused_gc
 def parse(text: str) -> dict:
     """Parse strict JSON: integers only (no floats, NaN, Infinity), no duplicate keys, an object;
@@ -615,11 +624,7 @@ def parse(text: str) -> dict:
         return obj
 
     _need(type(text) is str, f"expected JSON text, got {_show(text)}")
-    _need(len(text) <= MAX_BYTES, f"certificate: more than MAX_BYTES = {MAX_BYTES} characters")
-    for mark, cap, name in ((",", MAX_COMMAS, "MAX_COMMAS"), ("[", MAX_LISTS, "MAX_LISTS"),
-                            ("{", MAX_OBJECTS, "MAX_OBJECTS")):  # fmt: skip
-        got = text.count(mark)
-        _need(got <= cap, f"certificate: {got:,} {mark!r} characters, more than {name} = {cap:,}")
+    text_limits(text)
     digits = text.encode("utf-8", "replace").translate(bytes.maketrans(b"012345678", b"9" * 9))
     _need(b"9" * 321 not in digits, "integer of > 320 digits")  # never parsed: int() is quadratic
     del digits

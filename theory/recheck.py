@@ -14,7 +14,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from theory.checker import MAX_BYTES, CertificateError, check
+from theory.checker import MAX_BYTES, CertificateError, check, text_limits
 
 __all__ = ["certificates_in", "check_all", "read_file", "read_json", "summary_of"]
 
@@ -43,10 +43,14 @@ def _constant(name: str) -> None:
 
 def read_json(text: str, source: str) -> object:
     """Return the parsed JSON `text` (floats as Decimal, which no certificate may hold), or raise
-    a `CertificateError` naming `source` and quoting at most 80 characters of bad text."""
+    a `CertificateError` naming `source` and quoting at most 80 characters of bad text. A text
+    that is one certificate keeps the stand-alone checker's text limits (`text_limits`)."""
     try:
-        return json.loads(text, parse_float=Decimal, parse_int=_integer,
-                          parse_constant=_constant, object_pairs_hook=_strict_pairs)  # fmt: skip
+        obj = json.loads(text, parse_float=Decimal, parse_int=_integer,
+                         parse_constant=_constant, object_pairs_hook=_strict_pairs)  # fmt: skip
+        if type(obj) is dict and "format" in obj:  # one certificate: the stand-alone limits
+            text_limits(text)
+        return obj
     except CertificateError:
         raise
     except RecursionError:
