@@ -32,9 +32,9 @@ def _rejected(tmp_path: Path, capsys, text: str | bytes, match: str) -> str:
 NOT_CERTIFICATES = {
     "certificate-0": ('{"certificate": 0}', "$.certificate: expected a certificate object"),
     "null": ("null", "$: expected a certificate object, got null"),
-    "true": ("true", "$: expected a certificate object, got bool"),
-    "list-of-int": ("[1]", "$[0]: expected a certificate object, got int"),
-    "float": ("1.5", "$: expected a certificate object, got Decimal"),
+    "true": ("true", "$: expected a certificate object, got true"),
+    "list-of-int": ("[1]", "$[0]: expected a certificate object, got an integer"),
+    "float": ("1.5", "$: expected a certificate object, got a number with a fraction"),
     "pixel-null": ('{"pixel": null, "patch": null}', "$.pixel: a bounds entry without"),
     "in-a-list": (json.dumps([VALID, None]), "$[1]: expected a certificate object, got null"),
     "huge-integer": ("1" * 5000, "an integer of 5000 digits"),

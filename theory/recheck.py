@@ -85,6 +85,15 @@ def _flat(value: object, path: str) -> None:
             stack.extend((x, f"{p}[{i}]") for i, x in enumerate(v))
 
 
+def _json_type(v: object) -> str:
+    """The JSON name of a parsed value's type: null, true/false, a number, a string, …"""
+    if v is None or type(v) is bool:
+        return json.dumps(v)
+    names = {int: "an integer", Decimal: "a number with a fraction", float: "a float",
+             str: "a string", list: "a list", dict: "an object"}  # fmt: skip
+    return names.get(type(v), type(v).__name__)
+
+
 def _entry(obj: dict, path: str) -> list[tuple[str, dict]]:
     """Return the certificate of an entry {…, "certificate": {…}}; its other values are data."""
     cert = obj["certificate"]
@@ -92,7 +101,7 @@ def _entry(obj: dict, path: str) -> list[tuple[str, dict]]:
     if type(cert) is str:
         raise CertificateError(f"{where}: a certificate is a JSON object, never a file name")
     if not _is_certificate(cert):
-        raise CertificateError(f"{where}: expected a certificate object, got {type(cert).__name__}")
+        raise CertificateError(f"{where}: expected a certificate object, got {_json_type(cert)}")
     for key, value in list(obj.items()):
         if key != "certificate":
             _flat(value, f"{path}.{key}")
@@ -127,8 +136,7 @@ def certificates_in(obj: object, path: str = "$") -> list[tuple[str, dict]]:
         keys = sorted(obj)[:6]
         raise CertificateError(f"{path}: an object with keys {keys} is neither a certificate "
                                f"(no 'claim') nor {_ENTRY}")  # fmt: skip
-    shown = "null" if obj is None else type(obj).__name__
-    raise CertificateError(f"{path}: expected a certificate object, got {shown}")
+    raise CertificateError(f"{path}: expected a certificate object, got {_json_type(obj)}")
 
 
 def check_all(obj: object, source: str) -> list[dict]:
