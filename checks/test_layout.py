@@ -164,6 +164,13 @@ def test_modules_of_theory_and_constructions_stay_small(path: Path) -> None:
     assert len(path.read_text().splitlines()) <= cap
 
 
+def test_the_readme_states_the_checkers_size_as_it_is() -> None:
+    said = re.search(r"stand-alone\s+checker \(about (\d+) lines", (ROOT / "README.md").read_text())
+    assert said is not None
+    lines = len((ROOT / "theory" / "checker.py").read_text().splitlines())
+    assert abs(int(said.group(1)) - lines) <= 20  # "about": within 20 lines
+
+
 def test_readme_and_paper_notes_point_to_nothing_outside_the_repository() -> None:
     for name in ("README.md", "paper_notes.md"):
         text = (ROOT / name).read_text()
