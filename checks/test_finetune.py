@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 
@@ -28,9 +29,12 @@ def folder(tmp_path_factory: pytest.TempPathFactory):
     return root, load_dataset("imagefolder", root, image_size=16, augment=False)
 
 
-def _trained_cnn(data, seed: int = 0) -> torch.nn.Module:
-    """Return tiny_cnn after a few SGD steps, so its BN statistics and weights are not the init."""
-    torch.manual_seed(seed)
+@pytest.fixture(scope="module")
+def trained(folder) -> torch.nn.Module:
+    """tiny_cnn after a few SGD steps (BN statistics and weights not the init), trained once
+    per module; each test takes a copy (`_cnn`)."""
+    data = folder[1]
+    torch.manual_seed(0)
     cnn = tiny_cnn(3)
     opt = torch.optim.SGD(cnn.parameters(), lr=0.1)
     for x, y in data.batches("train", 12):
@@ -41,12 +45,26 @@ def _trained_cnn(data, seed: int = 0) -> torch.nn.Module:
     return cnn.eval()
 
 
-def test_the_start_equals_the_cnn_within_the_reported_finite_temperature_error(folder) -> None:
-    _, data = folder
-    cnn = _trained_cnn(data)
+def _cnn(trained: torch.nn.Module) -> torch.nn.Module:
+    return copy.deepcopy(trained)
+
+
+def _start(cnn: torch.nn.Module, data) -> tuple[torch.Tensor, torch.nn.Module, dict]:
+    """Return (probe, start, check): the finite-temperature start of `cnn` at β = 20."""
     probe = data.normalise(data.probe(12))
     start, check = attention_start(cnn, (1, 3, 16, 16), probe, beta=20.0, qk_std=0.02,
                                    generator=torch.Generator().manual_seed(0))  # fmt: skip
+    return probe, start, check
+
+
+
+
+def test_the_start_equals_the_cnn_within_the_reported_finite_temperature_error(
+    folder, trained
+) -> None:
+    _, data = folder
+    cnn = _cnn(trained)
+    probe, start, check = _start(cnn, data)
     assert check["exact_logit_error"] <= EXACT_TOLERANCE
     assert check["converted"] == ["0", "3"] and check["heads"] == 9 + 4  # 3×3 s1, 3×3/s2
     with torch.no_grad():  # recomputed here, in float64, independently of logit_error
@@ -63,17 +81,12 @@ def test_the_start_equals_the_cnn_within_the_reported_finite_temperature_error(f
 
 
 def _as64(model: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
     return copy.deepcopy(model).double().eval()
 
 
-def test_training_the_start_moves_the_attention_tables_and_w_q_w_k(folder) -> None:
+def test_training_the_start_moves_the_attention_tables_and_w_q_w_k(folder, trained) -> None:
     _, data = folder
-    cnn = _trained_cnn(data)
-    probe = data.normalise(data.probe(12))
-    start, _ = attention_start(cnn, (1, 3, 16, 16), probe, beta=20.0, qk_std=0.02,
-                               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    _, start, _ = _start(_cnn(trained), data)
     x, y = next(data.batches("train", 12))
     start.train()
     torch.nn.functional.cross_entropy(start(data.normalise(x)), y).backward()
@@ -84,9 +97,9 @@ def test_training_the_start_moves_the_attention_tables_and_w_q_w_k(folder) -> No
                 assert grad is not None and grad.abs().max() > 0, name
 
 
-def test_the_three_arms_run_and_train(folder) -> None:
+def test_the_three_arms_run_and_train(folder, trained) -> None:
     _, data = folder
-    cnn = _trained_cnn(data)
+    cnn = _cnn(trained)
     torch.manual_seed(1)
     log = finetune(cnn, tiny_cnn(3), data, epochs=2, batch_size=12, lr=1e-2, progress=False)
     assert set(log["arms"]) == {"cnn", "attention", "scratch"}
@@ -100,9 +113,9 @@ def test_the_three_arms_run_and_train(folder) -> None:
     assert not torch.allclose(scratch.attention.w_v, start.attention.w_v)
 
 
-def test_the_cli_converts_a_saved_cnn_and_writes_the_log(folder, tmp_path, capsys) -> None:
-    root, data = folder
-    cnn = _trained_cnn(data)
+def test_the_cli_converts_a_saved_cnn_and_writes_the_log(folder, trained, tmp_path, capsys):
+    root, _ = folder
+    cnn = _cnn(trained)
     torch.save(cnn.state_dict(), tmp_path / "cnn.pt")
     main(["finetune", "--model", MODEL, "--weights", str(tmp_path / "cnn.pt"), "--dataset",
           "imagefolder", "--data-dir", str(root), "--image-size", "16", "--epochs", "1",

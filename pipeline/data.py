@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import Sampler
 
 from constructions.validate import positive_int
+from pipeline.normalise import normalised
 
 if TYPE_CHECKING:
     from pipeline.folder import FolderData
@@ -89,9 +90,7 @@ class ImageData:
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """Return (x / max_value − mean) / std as float32, per channel, on x's device."""
-        mean = self.mean.to(x.device)[:, None, None]
-        std = self.std.to(x.device)[:, None, None]
-        return (x.float() / self.max_value - mean) / std
+        return normalised(x, self.mean, self.std, self.max_value)
 
     def batches(
         self,

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
+from pipeline.normalise import normalised
+
 __all__ = ["FolderData", "load_imagefolder"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -53,9 +55,7 @@ class FolderData:
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """Return (x / 255 − mean) / std as float32, per channel, on x's device."""
-        mean = self.mean.to(x.device)[:, None, None]
-        std = self.std.to(x.device)[:, None, None]
-        return (x.float() / self.max_value - mean) / std
+        return normalised(x, self.mean, self.std, self.max_value)
 
     def batches(
         self,
