@@ -264,10 +264,11 @@ def main(argv: list[str] | None = None) -> int:
             resnet_layer4_certificate
         )
         cases.update(worst_cases())
-        cases["most relations (dense): 181×181 pixel taps, D = 64, 32,697 × 64 coefficients"] = (
-            lambda: relations_certificate(181, 64, dense=True))
-        cases["most rows: 256×256 = MAX_ROWS taps, D = 64, 65,472 relations"] = (
-            lambda: relations_certificate(256, 64, dense=False))
+        k, s, rows = 181, 64, math.isqrt(checker.MAX_ROWS)  # 181² − 64 relations fit MAX_COMMAS
+        cases[f"most relations (dense): {k}×{k} pixel taps, D = {s}, {k * k - s:,} × {s} "
+              "coefficients"] = lambda: relations_certificate(k, s, dense=True)
+        cases[f"most rows: {rows}×{rows} = MAX_ROWS taps, D = {s}, {rows * rows - s:,} "
+              "relations"] = lambda: relations_certificate(rows, s, dense=False)  # fmt: skip
         cases["largest determinant minor: 2000 × 2000"] = determinant_certificate
         cases["garbage: MAX_COMMAS numbers in MAX_LISTS lists (rejected)"] = garbage_text
     rows = []

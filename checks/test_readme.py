@@ -108,3 +108,13 @@ def test_the_answers_that_need_a_minimum_or_a_sample_ask_for_them(capsys) -> Non
     patch = json.loads(capsys.readouterr().out)["patch"]
     assert (patch["sufficient"], patch["necessary"], patch["minimum"]["heads"]) == (25, 9, 10)
     assert (patch["sample"]["need_s_plus_1"], patch["sample"]["kernels"]) == (38, 40)  # 38 of 40
+
+
+def test_the_checker_table_is_the_saved_benchmark() -> None:
+    saved = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "checker.json"
+    cases = json.loads(saved.read_text())["cases"]
+    for c in cases:  # the rows `python -m benchmarks.checker` writes, as the README shows them
+        row = (f"| {c['case']} | {c['megabytes']:.1f} | {c['seconds']:.2f} s | "
+               f"{c['peak_mb']:.0f} MB |")  # fmt: skip
+        assert row in README, row
+    assert all(c["seconds"] < 10 and c["peak_mb"] < 1000 for c in cases)  # the README's bound

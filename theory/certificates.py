@@ -51,7 +51,6 @@ __all__ = [
 FORMAT = "conv-as-attention certificate v1"
 FORMAT_STRIDED = "conv-as-attention certificate v2"  # claims with "stride" and "padding"
 DENSE_WITNESS_MAX = 1 << 16  # larger witnesses are written as their non-zero entries
-MAX_CERTIFIED_ROWS = MAX_ROWS  # offsets (rows of G) a certificate may list: the format's limit
 
 
 @dataclass(frozen=True)
@@ -202,10 +201,10 @@ def certify_lower_bound(
         )  # fmt: skip
         Ps = patch_sizes(patch_size, shape.dims)
         rows = neighbourhood_size(shape.kernel_size, Ps, **shape.geometry())
-        if rows > MAX_CERTIFIED_ROWS:
+        if rows > MAX_ROWS:  # offsets (rows of G) a certificate may list: the format's limit
             raise ValueError(
                 f"kernel_size={shape.kernel_size}: a certificate would list up to {rows:,} "
-                f"offsets; at most {MAX_CERTIFIED_ROWS:,} are written (the bound itself needs "
+                f"offsets; at most MAX_ROWS = {MAX_ROWS:,} are written (the bound itself needs "
                 "no certificate this large: see head_bounds)"
             )
         upper = structural_bound(shape, Ps)
